@@ -1,0 +1,1944 @@
+/* mvcc.c - the multi-version key-value store (see mvcc.h).
+ *
+ * Owns: the current and compacted revisions; the key index, an in-memory
+ * B+tree of key records in bytewise order, each record holding every revision
+ * of its key that compaction has kept (value, lease, create revision,
+ * version; a tombstone ends a generation); etcd 3.4's Range/Put/DeleteRange/
+ * Txn semantics as its applier (etcdserver/apply.go) and store
+ * (mvcc/kvstore_txn.go, key_index.go) define them; the API layer's txn
+ * validation (v3rpc/key.go checkTxnRequest, checkIntervals); compaction.
+ *
+ * Does not own: leases (a lease id is a number kept with each revision;
+ * existence is asked of the caller through an optional hook), response
+ * headers beyond `revision`, encoding, durability, watchers.  Every change
+ * goes through one write transaction (struct mvcc_wtxn) whose change log
+ * (mv_changes) lists the revisions it appended: that log is where a backend
+ * batch (17-byte revision key -> KeyValue) and the watch event feed (kv and
+ * prev kv of each change) will read from.
+ */
+#include "mvcc.h"
+
+#include <assert.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "err.h"
+
+/* ---- types ---- */
+
+/* One revision of a key: a revision of etcd's keyIndex together with the
+ * mvccpb.KeyValue the backend stores under it. */
+struct mvcc_ver {
+    int64_t v_main;
+    int64_t v_sub;
+    int64_t v_create;  /* create revision of the generation; 0 in a tombstone */
+    int64_t v_version; /* 1, 2, ... within a generation; 0 marks a tombstone */
+    int64_t v_lease;
+    uint8_t *v_value;  /* owned; NULL when v_vlen == 0 */
+    size_t v_vlen;
+};
+
+/* A key and its kept revisions, oldest first.  A record with no revisions is
+ * a ghost left by a rolled-back transaction: it reads as absent at every
+ * revision and the next compaction frees it. */
+struct mvcc_key {
+    struct mvcc_ver *k_vers; /* owned array, ascending (main, sub) */
+    size_t k_n;
+    size_t k_cap;
+    size_t k_len;
+    uint8_t k_bytes[];
+};
+
+/* B+tree node.  Leaves hold the key records (owned by the store, not by the
+ * node) and are chained in key order; an inner node's n_keys[i] is the
+ * smallest key under n_child[i] (exact for i > 0: keys are never removed from
+ * a tree, compaction builds a new one; n_keys[0] is never consulted).
+ *
+ * The keys a search compares (a leaf's all, an inner node's from 1 on) share
+ * their first n_lcp bytes, and n_slice[i] holds the 8 bytes of n_keys[i] that
+ * follow, so a binary search mostly compares integers in the node instead of
+ * following a pointer to each key: etcd's keys share long prefixes
+ * ("/registry/pods/...") and each key record is a cache miss. */
+#define MVCC_FANOUT 64
+#define MVCC_MAX_HEIGHT 32
+
+struct mvcc_node {
+    unsigned n_n;
+    bool n_leaf;
+    size_t n_lcp;
+    struct mvcc_node *n_next; /* leaf: next leaf; spare: next spare */
+    uint64_t n_slice[MVCC_FANOUT];
+    struct mvcc_key *n_keys[MVCC_FANOUT];
+    struct mvcc_node *n_child[]; /* inner nodes only */
+};
+
+#define MVCC_LEAF_SIZE (offsetof(struct mvcc_node, n_child))
+#define MVCC_INNER_SIZE (MVCC_LEAF_SIZE + MVCC_FANOUT * sizeof(struct mvcc_node *))
+
+struct mvcc_tree {
+    struct mvcc_node *t_root;        /* owned; NULL when empty */
+    int t_height;                    /* levels including the leaves */
+    size_t t_n_keys;
+    /* Nodes set aside by mvcc_tree_reserve so that an insert cannot fail
+     * half-way through its splits; owned, chained through n_next. */
+    struct mvcc_node *t_spare_leaf;
+    struct mvcc_node *t_spare_inner;
+    int t_n_spare_inner;
+};
+
+struct mvcc_iter {
+    const struct mvcc_node *i_leaf; /* NULL at the end */
+    unsigned i_pos;
+};
+
+/* Where a lookup went: the inner nodes and child indexes on the way and the
+ * leaf position where the key is or would go.  Valid until the tree changes,
+ * so inserting the key looked up does not search again. */
+struct mvcc_path {
+    struct mvcc_node *p_node[MVCC_MAX_HEIGHT];
+    unsigned p_idx[MVCC_MAX_HEIGHT];
+    int p_depth;
+    struct mvcc_node *p_leaf; /* NULL in an empty tree */
+    unsigned p_pos;
+};
+
+/* What a (key, range_end) pair selects, as etcd reads it: an empty range_end
+ * is the key alone, "\0" every key >= key, anything else [key, range_end). */
+struct mvcc_span {
+    struct pb_bytes s_key;
+    struct pb_bytes s_end;
+    bool s_single;
+    bool s_open;
+};
+
+struct mvcc_scan {
+    const struct mvcc_span *sc_span;
+    struct mvcc_iter sc_it;
+    struct mvcc_key *sc_single; /* the one record of a single-key span */
+};
+
+/* One key visible at the revision a range reads. */
+struct mvcc_hit {
+    struct mvcc_key *h_key;
+    const struct mvcc_ver *h_ver;
+};
+
+/* One write of the running (or last committed) write transaction: the
+ * revision c_idx appended to c_key. */
+struct mvcc_change {
+    struct mvcc_key *c_key;
+    size_t c_idx;
+};
+
+struct mvcc {
+    struct mvcc_tree mv_tree;
+    int64_t mv_rev;     /* current revision */
+    int64_t mv_compact; /* etcd's compactMainRev: -1 until the first compaction */
+    struct mvcc_change *mv_changes; /* owned */
+    size_t mv_n_changes;
+    size_t mv_cap_changes;
+    struct mvcc_hit *mv_hits; /* owned scratch for ranges and deletes */
+    size_t mv_cap_hits;
+    bool (*mv_lease_exists)(void *ctx, int64_t lease);
+    void *mv_lease_ctx;
+};
+
+/* Which member of a RequestOp is set.  api.h promises exactly one; should a
+ * caller set several, every pass (path, checks, apply, validation) picks the
+ * same one. */
+enum mvcc_op { MVCC_OP_NONE, MVCC_OP_RANGE, MVCC_OP_PUT, MVCC_OP_DELETE, MVCC_OP_TXN };
+
+/* A write transaction: every write in it gets main revision w_begin + 1 and
+ * the next sub revision; the store's revision moves once, at commit, and only
+ * if something was written. */
+struct mvcc_wtxn {
+    struct mvcc *w_m;
+    int64_t w_begin;
+};
+
+/* For mvcc_txn_check, a delete as checkIntervals sees it:
+ * [i_begin, i_end), only kept when not empty: an empty or inverted interval
+ * (a delete whose range_end is "\0" or <= key) intersects no key in etcd's
+ * interval tree, and etcd's Union of nested deletes drops the "\0" ones. */
+struct mvcc_ivl {
+    struct pb_bytes i_begin;
+    struct pb_bytes i_end;
+};
+
+/* What one list of ops writes, as checkIntervals returns it.  Arena memory. */
+struct mvcc_wset {
+    struct pb_bytes *w_puts; /* sorted, unique */
+    size_t w_n_puts;
+    struct mvcc_ivl *w_dels; /* sorted by begin */
+    size_t w_n_dels;
+    struct pb_bytes *w_maxend; /* w_maxend[i]: the largest end among w_dels[0..i] */
+};
+
+/* Scratch hits above this many entries are given back after each call so one
+ * huge range does not pin its memory for the life of the store. */
+#define MVCC_HITS_KEEP 4096
+
+/* ---- prototypes ---- */
+
+static int mvcc_bcmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn);
+static int mvcc_cmp64(int64_t a, int64_t b);
+static void mvcc_swap(unsigned char *a, unsigned char *b, size_t size);
+static void mvcc_sift(unsigned char *base, size_t root, size_t n, size_t size,
+                      int (*cmp)(const void *, const void *, const void *), const void *ctx);
+static void mvcc_sort(void *base, size_t n, size_t size,
+                      int (*cmp)(const void *, const void *, const void *), const void *ctx);
+
+static struct mvcc_key *mvcc_key_new(const uint8_t *p, size_t n);
+static void mvcc_key_free(struct mvcc_key *k);
+static int mvcc_key_reserve(struct mvcc_key *k);
+static const struct mvcc_ver *mvcc_key_at(const struct mvcc_key *k, int64_t rev);
+static const struct mvcc_ver *mvcc_key_latest(const struct mvcc_key *k);
+static size_t mvcc_key_compact_from(const struct mvcc_key *k, int64_t rev);
+static void mvcc_key_compact(struct mvcc_key *k, size_t from);
+
+static uint64_t mvcc_slice(const uint8_t *p, size_t n, size_t off);
+static size_t mvcc_node_prefix(const struct mvcc_node *x);
+static void mvcc_node_reslice(struct mvcc_node *x, size_t lcp);
+static void mvcc_node_fix(struct mvcc_node *x);
+static unsigned mvcc_node_search(const struct mvcc_node *x, const uint8_t *p, size_t n,
+                                 bool upper);
+static unsigned mvcc_node_route(const struct mvcc_node *x, const uint8_t *p, size_t n);
+static unsigned mvcc_node_lower(const struct mvcc_node *x, const uint8_t *p, size_t n);
+static void mvcc_node_insert_at(struct mvcc_node *x, unsigned at, struct mvcc_key *k,
+                                struct mvcc_node *child);
+static struct mvcc_node *mvcc_node_split(struct mvcc_tree *t, struct mvcc_node *x, unsigned at,
+                                         struct mvcc_key *k, struct mvcc_node *child);
+static void mvcc_node_free(struct mvcc_node *x);
+static void mvcc_chain_free(struct mvcc_node *x);
+static struct mvcc_key *mvcc_tree_lookup(const struct mvcc_tree *t, const uint8_t *p, size_t n,
+                                         struct mvcc_path *path);
+static struct mvcc_key *mvcc_tree_find(const struct mvcc_tree *t, const uint8_t *p, size_t n);
+static void mvcc_tree_seek(const struct mvcc_tree *t, const uint8_t *p, size_t n,
+                           struct mvcc_iter *it);
+static struct mvcc_key *mvcc_iter_next(struct mvcc_iter *it);
+static int mvcc_tree_reserve(struct mvcc_tree *t);
+static void mvcc_tree_insert(struct mvcc_tree *t, struct mvcc_key *k, const struct mvcc_path *path);
+static int mvcc_tree_rebuild(const struct mvcc_tree *t, int64_t rev, struct mvcc_tree *out);
+
+static void mvcc_span_make(struct mvcc_span *s, struct pb_bytes key, struct pb_bytes end);
+static void mvcc_scan_init(struct mvcc_scan *sc, const struct mvcc_tree *t,
+                           const struct mvcc_span *s);
+static struct mvcc_key *mvcc_scan_next(struct mvcc_scan *sc);
+
+static void mvcc_wtxn_begin(struct mvcc_wtxn *tx, struct mvcc *m);
+static int64_t mvcc_wtxn_read_rev(const struct mvcc_wtxn *tx);
+static int mvcc_wtxn_log_reserve(struct mvcc *m);
+static int mvcc_wtxn_put(struct mvcc_wtxn *tx, struct mvcc_key *k, const struct mvcc_path *path,
+                         struct pb_bytes key, const uint8_t *value, size_t vlen, int64_t lease);
+static int mvcc_wtxn_tombstone(struct mvcc_wtxn *tx, struct mvcc_key *k);
+static void mvcc_wtxn_commit(struct mvcc_wtxn *tx);
+static void mvcc_wtxn_abort(struct mvcc_wtxn *tx);
+
+static int mvcc_hits_push(struct mvcc *m, size_t *n, struct mvcc_key *k,
+                          const struct mvcc_ver *v);
+static void mvcc_hits_trim(struct mvcc *m);
+static int mvcc_collect(struct mvcc *m, const struct mvcc_span *s, int64_t rev, size_t keep,
+                        size_t *n_hits, int64_t *count);
+static size_t mvcc_prune(struct mvcc_hit *h, size_t n, const struct api_range_req *req);
+static int mvcc_hit_cmp(const void *a, const void *b, const void *ctx);
+static void mvcc_hits_sort(struct mvcc_hit *h, size_t n, const struct api_range_req *req);
+static void mvcc_kv_fill(struct api_kv *kv, const struct mvcc_key *k, const struct mvcc_ver *v,
+                         bool with_value);
+static int mvcc_range_at(struct mvcc *m, const struct api_range_req *req, int64_t cur,
+                         struct mem_arena *a, struct api_range_resp *resp);
+
+static int mvcc_op_put(struct mvcc_wtxn *tx, const struct api_put_req *req, struct mem_arena *a,
+                       struct api_put_resp *resp);
+static int mvcc_op_delete(struct mvcc_wtxn *tx, const struct api_delete_req *req,
+                          struct mem_arena *a, struct api_delete_resp *resp);
+
+static enum mvcc_op mvcc_op_kind(const struct api_request_op *op);
+static bool mvcc_compare_ver(const struct api_compare *c, const struct mvcc_ver *v);
+static bool mvcc_compare(const struct mvcc *m, const struct api_compare *c, int64_t rev);
+static size_t mvcc_txn_nodes(const struct api_txn_req *rt);
+static void mvcc_txn_path(const struct mvcc *m, const struct api_txn_req *rt, bool *path,
+                          size_t *pos);
+static int mvcc_txn_check_puts(const struct mvcc *m, const struct api_txn_req *rt,
+                               const bool *path, size_t *pos);
+static int mvcc_txn_check_ranges(const struct mvcc *m, const struct api_txn_req *rt,
+                                 const bool *path, size_t *pos);
+static int mvcc_txn_apply(struct mvcc_wtxn *tx, const struct api_txn_req *rt, const bool *path,
+                          size_t *pos, struct mem_arena *a, struct api_txn_resp *resp);
+
+static int mvcc_bytes_cmp(const void *a, const void *b, const void *ctx);
+static int mvcc_ivl_cmp(const void *a, const void *b, const void *ctx);
+static bool mvcc_wset_puts(const struct mvcc_wset *w, struct pb_bytes k);
+static bool mvcc_wset_deletes(const struct mvcc_wset *w, struct pb_bytes k);
+static int mvcc_wset_finish(struct mvcc_wset *w, struct mem_arena *a);
+static bool mvcc_wsets_put(const struct mvcc_wset *ws, size_t n, struct pb_bytes k);
+static bool mvcc_wsets_delete(const struct mvcc_wset *ws, size_t n, struct pb_bytes k);
+static int mvcc_check_intervals(const struct api_request_op *ops, size_t n, struct mem_arena *a,
+                                struct mvcc_wset *out);
+static int mvcc_check_txn_req(const struct api_txn_req *r, long long max_ops);
+
+/* ---- byte strings and sorting ---- */
+
+/* bytes.Compare; safe for NULL pointers with zero length. */
+static int mvcc_bcmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
+{
+    size_t n = an < bn ? an : bn;
+    int c = n ? memcmp(a, b, n) : 0;
+    if (c)
+        return c;
+    return an < bn ? -1 : an > bn;
+}
+
+static int mvcc_cmp64(int64_t a, int64_t b)
+{
+    return a < b ? -1 : a > b;
+}
+
+static void mvcc_swap(unsigned char *a, unsigned char *b, size_t size)
+{
+    while (size--) {
+        unsigned char t = *a;
+        *a++ = *b;
+        *b++ = t;
+    }
+}
+
+static void mvcc_sift(unsigned char *base, size_t root, size_t n, size_t size,
+                      int (*cmp)(const void *, const void *, const void *), const void *ctx)
+{
+    for (;;) {
+        size_t c = 2 * root + 1;
+        if (c >= n)
+            return;
+        if (c + 1 < n && cmp(base + c * size, base + (c + 1) * size, ctx) < 0)
+            c++;
+        if (cmp(base + root * size, base + c * size, ctx) >= 0)
+            return;
+        mvcc_swap(base + root * size, base + c * size, size);
+        root = c;
+    }
+}
+
+/* Heapsort: in place, no allocation (libc qsort may call malloc behind the
+ * allocator hook).  Every caller's cmp is a total order, so the result is the
+ * same as a stable sort's. */
+static void mvcc_sort(void *base, size_t n, size_t size,
+                      int (*cmp)(const void *, const void *, const void *), const void *ctx)
+{
+    unsigned char *b = base;
+    if (n < 2)
+        return;
+    for (size_t i = n / 2; i-- > 0;)
+        mvcc_sift(b, i, n, size, cmp, ctx);
+    for (size_t end = n - 1; end > 0; end--) {
+        mvcc_swap(b, b + end * size, size);
+        mvcc_sift(b, 0, end, size, cmp, ctx);
+    }
+}
+
+/* ---- key records ---- */
+
+static struct mvcc_key *mvcc_key_new(const uint8_t *p, size_t n)
+{
+    if (n > SIZE_MAX - sizeof(struct mvcc_key))
+        return NULL;
+    struct mvcc_key *k = mem_alloc(sizeof *k + n);
+    if (!k)
+        return NULL;
+    k->k_cap = 2;
+    k->k_vers = mem_alloc(k->k_cap * sizeof *k->k_vers);
+    if (!k->k_vers) {
+        mem_free(k);
+        return NULL;
+    }
+    k->k_n = 0;
+    k->k_len = n;
+    if (n)
+        memcpy(k->k_bytes, p, n);
+    return k;
+}
+
+static void mvcc_key_free(struct mvcc_key *k)
+{
+    for (size_t i = 0; i < k->k_n; i++)
+        mem_free(k->k_vers[i].v_value);
+    mem_free(k->k_vers);
+    mem_free(k);
+}
+
+/* Room for one more revision.  0 or -ERR_NOMEM (k unchanged). */
+static int mvcc_key_reserve(struct mvcc_key *k)
+{
+    if (k->k_n < k->k_cap)
+        return 0;
+    if (k->k_cap > SIZE_MAX / 2 / sizeof *k->k_vers)
+        return -ERR_NOMEM;
+    size_t cap = k->k_cap * 2;
+    struct mvcc_ver *v = mem_realloc(k->k_vers, cap * sizeof *v);
+    if (!v)
+        return -ERR_NOMEM;
+    k->k_vers = v;
+    k->k_cap = cap;
+    return 0;
+}
+
+/* The revision of k visible at rev, NULL if the key did not exist then
+ * (keyIndex.get: the newest revision with main <= rev, unless a tombstone). */
+static const struct mvcc_ver *mvcc_key_at(const struct mvcc_key *k, int64_t rev)
+{
+    size_t lo = 0, hi = k->k_n;
+    if (hi && k->k_vers[hi - 1].v_main <= rev) {
+        lo = hi; /* the common case: reading the latest revision */
+    } else {
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (k->k_vers[mid].v_main <= rev)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+    }
+    if (lo == 0)
+        return NULL;
+    const struct mvcc_ver *v = &k->k_vers[lo - 1];
+    return v->v_version ? v : NULL;
+}
+
+/* The live revision of k including writes of the running transaction. */
+static const struct mvcc_ver *mvcc_key_latest(const struct mvcc_key *k)
+{
+    if (!k || !k->k_n || !k->k_vers[k->k_n - 1].v_version)
+        return NULL;
+    return &k->k_vers[k->k_n - 1];
+}
+
+/* Index of the first revision that compacting at rev keeps: every revision
+ * with main <= rev goes except the newest of them, and that one goes too if
+ * it is a tombstone (keyIndex.compact).  k->k_n means the record dies. */
+static size_t mvcc_key_compact_from(const struct mvcc_key *k, int64_t rev)
+{
+    size_t lo = 0, hi = k->k_n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (k->k_vers[mid].v_main <= rev)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0)
+        return 0;
+    return k->k_vers[lo - 1].v_version ? lo - 1 : lo;
+}
+
+static void mvcc_key_compact(struct mvcc_key *k, size_t from)
+{
+    if (!from)
+        return;
+    for (size_t i = 0; i < from; i++)
+        mem_free(k->k_vers[i].v_value);
+    memmove(k->k_vers, k->k_vers + from, (k->k_n - from) * sizeof *k->k_vers);
+    k->k_n -= from;
+    /* give memory back from keys that once had a long history; a failed
+     * shrink just keeps the larger array */
+    if (k->k_cap >= 16 && k->k_n <= k->k_cap / 4) {
+        size_t cap = k->k_n * 2;
+        struct mvcc_ver *v = mem_realloc(k->k_vers, cap * sizeof *v);
+        if (v) {
+            k->k_vers = v;
+            k->k_cap = cap;
+        }
+    }
+}
+
+/* ---- the key index: a B+tree of key records ---- */
+
+/* Bytes p[off, off + 8) as a big-endian integer, zero past the end.  Two
+ * keys with the same first off bytes whose slices differ order as their
+ * slices do; equal slices say nothing. */
+static uint64_t mvcc_slice(const uint8_t *p, size_t n, size_t off)
+{
+    uint64_t s = 0;
+    for (size_t i = off; i < off + 8; i++)
+        s = s << 8 | (i < n ? p[i] : 0);
+    return s;
+}
+
+/* The prefix the compared keys of x share: they are sorted, so what the
+ * first and last share, all share. */
+static size_t mvcc_node_prefix(const struct mvcc_node *x)
+{
+    unsigned first = !x->n_leaf;
+    if (x->n_n <= first)
+        return 0;
+    const struct mvcc_key *a = x->n_keys[first], *b = x->n_keys[x->n_n - 1];
+    size_t l = 0, n = a->k_len < b->k_len ? a->k_len : b->k_len;
+    while (l < n && a->k_bytes[l] == b->k_bytes[l])
+        l++;
+    return l;
+}
+
+static void mvcc_node_reslice(struct mvcc_node *x, size_t lcp)
+{
+    x->n_lcp = lcp;
+    for (unsigned i = !x->n_leaf; i < x->n_n; i++)
+        x->n_slice[i] = mvcc_slice(x->n_keys[i]->k_bytes, x->n_keys[i]->k_len, lcp);
+}
+
+/* After the compared keys changed at either end: two key records are read,
+ * all of them only if the prefix moved. */
+static void mvcc_node_fix(struct mvcc_node *x)
+{
+    size_t l = mvcc_node_prefix(x);
+    if (l != x->n_lcp)
+        mvcc_node_reslice(x, l);
+}
+
+/* The first compared position of x whose key is > p (upper) or >= p, or
+ * x->n_n if none is. */
+static unsigned mvcc_node_search(const struct mvcc_node *x, const uint8_t *p, size_t n,
+                                 bool upper)
+{
+    unsigned lo = !x->n_leaf, hi = x->n_n;
+    if (lo >= hi)
+        return lo;
+    /* a key without the shared prefix sorts before or after all of them */
+    size_t l = x->n_lcp;
+    int c = mvcc_bcmp(p, n < l ? n : l, x->n_keys[lo]->k_bytes, l);
+    if (c)
+        return c < 0 ? lo : hi;
+    uint64_t ps = mvcc_slice(p, n, l);
+    while (lo < hi) {
+        unsigned mid = lo + (hi - lo) / 2;
+        const struct mvcc_key *k = x->n_keys[mid];
+        int d = x->n_slice[mid] != ps ? (x->n_slice[mid] < ps ? -1 : 1)
+                                      : mvcc_bcmp(k->k_bytes, k->k_len, p, n);
+        if (d < 0 || (upper && d == 0))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Child of inner node x whose subtree holds key p: the last i with
+ * i == 0 || n_keys[i] <= p. */
+static unsigned mvcc_node_route(const struct mvcc_node *x, const uint8_t *p, size_t n)
+{
+    return mvcc_node_search(x, p, n, true) - 1;
+}
+
+/* First position in leaf x whose key is >= p. */
+static unsigned mvcc_node_lower(const struct mvcc_node *x, const uint8_t *p, size_t n)
+{
+    return mvcc_node_search(x, p, n, false);
+}
+
+static void mvcc_node_insert_at(struct mvcc_node *x, unsigned at, struct mvcc_key *k,
+                                struct mvcc_node *child)
+{
+    assert(x->n_n < MVCC_FANOUT && at <= x->n_n);
+    memmove(&x->n_keys[at + 1], &x->n_keys[at], (x->n_n - at) * sizeof x->n_keys[0]);
+    memmove(&x->n_slice[at + 1], &x->n_slice[at], (x->n_n - at) * sizeof x->n_slice[0]);
+    x->n_keys[at] = k;
+    if (!x->n_leaf) {
+        memmove(&x->n_child[at + 1], &x->n_child[at], (x->n_n - at) * sizeof x->n_child[0]);
+        x->n_child[at] = child;
+    }
+    x->n_n++;
+    /* between the first and last compared keys the prefix cannot change */
+    if (at == (unsigned)!x->n_leaf || at == x->n_n - 1)
+        mvcc_node_fix(x);
+    x->n_slice[at] = mvcc_slice(k->k_bytes, k->k_len, x->n_lcp);
+}
+
+/* Splits the full node x while inserting (k, child) at position at; returns
+ * the new right sibling, taken from the reserve.  An insert past the last
+ * entry (keys arriving in ascending order) leaves x full and starts the new
+ * node with the one entry, so append-only workloads keep full nodes. */
+static struct mvcc_node *mvcc_node_split(struct mvcc_tree *t, struct mvcc_node *x, unsigned at,
+                                         struct mvcc_key *k, struct mvcc_node *child)
+{
+    struct mvcc_node *r;
+    if (x->n_leaf) {
+        r = t->t_spare_leaf;
+        t->t_spare_leaf = NULL;
+    } else {
+        r = t->t_spare_inner;
+        t->t_spare_inner = r->n_next;
+        t->t_n_spare_inner--;
+    }
+    assert(r);
+    unsigned s = at == MVCC_FANOUT ? MVCC_FANOUT : MVCC_FANOUT / 2;
+    r->n_leaf = x->n_leaf;
+    r->n_n = MVCC_FANOUT - s;
+    memcpy(r->n_keys, &x->n_keys[s], r->n_n * sizeof r->n_keys[0]);
+    memcpy(r->n_slice, &x->n_slice[s], r->n_n * sizeof r->n_slice[0]);
+    r->n_lcp = x->n_lcp;
+    if (!x->n_leaf)
+        memcpy(r->n_child, &x->n_child[s], r->n_n * sizeof r->n_child[0]);
+    x->n_n = s;
+    if (x->n_leaf) {
+        r->n_next = x->n_next;
+        x->n_next = r;
+    } else {
+        r->n_next = NULL;
+    }
+    /* each half may share a longer prefix than the whole did */
+    mvcc_node_fix(x);
+    mvcc_node_fix(r);
+    if (at <= s && s < MVCC_FANOUT)
+        mvcc_node_insert_at(x, at, k, child);
+    else
+        mvcc_node_insert_at(r, at - s, k, child);
+    return r;
+}
+
+/* Frees x and the nodes under it, not the key records. */
+static void mvcc_node_free(struct mvcc_node *x)
+{
+    if (!x)
+        return;
+    if (!x->n_leaf)
+        for (unsigned i = 0; i < x->n_n; i++)
+            mvcc_node_free(x->n_child[i]);
+    mem_free(x);
+}
+
+static void mvcc_chain_free(struct mvcc_node *x)
+{
+    while (x) {
+        struct mvcc_node *next = x->n_next;
+        mem_free(x);
+        x = next;
+    }
+}
+
+static struct mvcc_key *mvcc_tree_lookup(const struct mvcc_tree *t, const uint8_t *p, size_t n,
+                                         struct mvcc_path *path)
+{
+    struct mvcc_node *x = t->t_root;
+    path->p_depth = 0;
+    path->p_leaf = NULL;
+    path->p_pos = 0;
+    if (!x)
+        return NULL;
+    while (!x->n_leaf) {
+        unsigned i = mvcc_node_route(x, p, n);
+        assert(path->p_depth < MVCC_MAX_HEIGHT);
+        path->p_node[path->p_depth] = x;
+        path->p_idx[path->p_depth++] = i;
+        x = x->n_child[i];
+    }
+    unsigned i = mvcc_node_lower(x, p, n);
+    path->p_leaf = x;
+    path->p_pos = i;
+    if (i < x->n_n && !mvcc_bcmp(x->n_keys[i]->k_bytes, x->n_keys[i]->k_len, p, n))
+        return x->n_keys[i];
+    return NULL;
+}
+
+static struct mvcc_key *mvcc_tree_find(const struct mvcc_tree *t, const uint8_t *p, size_t n)
+{
+    struct mvcc_path path;
+    return mvcc_tree_lookup(t, p, n, &path);
+}
+
+/* Positions it at the first key >= p. */
+static void mvcc_tree_seek(const struct mvcc_tree *t, const uint8_t *p, size_t n,
+                           struct mvcc_iter *it)
+{
+    const struct mvcc_node *x = t->t_root;
+    it->i_leaf = NULL;
+    it->i_pos = 0;
+    if (!x)
+        return;
+    while (!x->n_leaf)
+        x = x->n_child[mvcc_node_route(x, p, n)];
+    it->i_leaf = x;
+    it->i_pos = mvcc_node_lower(x, p, n);
+    if (it->i_pos == x->n_n) {
+        it->i_leaf = x->n_next;
+        it->i_pos = 0;
+    }
+}
+
+/* Scans read every record and its newest revision, two dependent cache
+ * misses per key: the loads for the keys a few places ahead start early. */
+#define MVCC_PREFETCH 8
+
+static struct mvcc_key *mvcc_iter_next(struct mvcc_iter *it)
+{
+    if (!it->i_leaf)
+        return NULL;
+    const struct mvcc_node *x = it->i_leaf;
+    unsigned ahead = it->i_pos + MVCC_PREFETCH;
+    if (ahead < x->n_n)
+        __builtin_prefetch(x->n_keys[ahead]);
+    if (ahead - MVCC_PREFETCH / 2 < x->n_n) {
+        const struct mvcc_key *a = x->n_keys[ahead - MVCC_PREFETCH / 2];
+        if (a->k_n)
+            __builtin_prefetch(&a->k_vers[a->k_n - 1]);
+    }
+    struct mvcc_key *k = x->n_keys[it->i_pos];
+    if (++it->i_pos == it->i_leaf->n_n) {
+        it->i_leaf = it->i_leaf->n_next;
+        it->i_pos = 0;
+    }
+    return k;
+}
+
+/* Sets aside the nodes one insert may need (a leaf, one inner node per inner
+ * level, one for a new root).  0 or -ERR_NOMEM; what was reserved stays. */
+static int mvcc_tree_reserve(struct mvcc_tree *t)
+{
+    if (!t->t_spare_leaf) {
+        t->t_spare_leaf = mem_alloc(MVCC_LEAF_SIZE);
+        if (!t->t_spare_leaf)
+            return -ERR_NOMEM;
+    }
+    while (t->t_n_spare_inner < t->t_height) {
+        struct mvcc_node *x = mem_alloc(MVCC_INNER_SIZE);
+        if (!x)
+            return -ERR_NOMEM;
+        x->n_next = t->t_spare_inner;
+        t->t_spare_inner = x;
+        t->t_n_spare_inner++;
+    }
+    return 0;
+}
+
+/* Inserts k where path (a lookup of k's bytes that found nothing) says;
+ * mvcc_tree_reserve must have succeeded since the tree last changed, so
+ * this cannot fail. */
+static void mvcc_tree_insert(struct mvcc_tree *t, struct mvcc_key *k, const struct mvcc_path *path)
+{
+    int d = path->p_depth;
+
+    t->t_n_keys++;
+    if (!t->t_root) {
+        struct mvcc_node *leaf = t->t_spare_leaf;
+        t->t_spare_leaf = NULL;
+        leaf->n_leaf = true;
+        leaf->n_n = 1;
+        leaf->n_next = NULL;
+        leaf->n_keys[0] = k;
+        mvcc_node_reslice(leaf, mvcc_node_prefix(leaf));
+        t->t_root = leaf;
+        t->t_height = 1;
+        return;
+    }
+    struct mvcc_node *x = path->p_leaf;
+    unsigned at = path->p_pos;
+    struct mvcc_key *up_key = k;
+    struct mvcc_node *up_child = NULL;
+    for (;;) {
+        if (x->n_n < MVCC_FANOUT) {
+            mvcc_node_insert_at(x, at, up_key, up_child);
+            return;
+        }
+        struct mvcc_node *r = mvcc_node_split(t, x, at, up_key, up_child);
+        up_key = r->n_keys[0];
+        up_child = r;
+        if (d == 0) {
+            struct mvcc_node *root = t->t_spare_inner;
+            t->t_spare_inner = root->n_next;
+            t->t_n_spare_inner--;
+            root->n_leaf = false;
+            root->n_next = NULL;
+            root->n_n = 2;
+            root->n_keys[0] = x->n_keys[0];
+            root->n_child[0] = x;
+            root->n_keys[1] = up_key;
+            root->n_child[1] = r;
+            mvcc_node_reslice(root, mvcc_node_prefix(root));
+            t->t_root = root;
+            t->t_height++;
+            assert(t->t_height < MVCC_MAX_HEIGHT);
+            return;
+        }
+        d--;
+        x = path->p_node[d];
+        at = path->p_idx[d] + 1;
+    }
+}
+
+/* Builds into *out a tree of the records of t that survive a compaction at
+ * rev, nodes packed full.  t is not changed.  0 or -ERR_NOMEM (nothing
+ * allocated then).  Rebuilding keeps the tree free of deletion code: records
+ * leave the index only here, and compaction walks every key anyway. */
+static int mvcc_tree_rebuild(const struct mvcc_tree *t, int64_t rev, struct mvcc_tree *out)
+{
+    struct mvcc_node *heads[MVCC_MAX_HEIGHT] = {0};
+    int levels = 1;
+    struct mvcc_node *tail = NULL;
+    struct mvcc_iter it;
+    struct mvcc_key *k;
+
+    memset(out, 0, sizeof *out);
+    mvcc_tree_seek(t, NULL, 0, &it);
+    while ((k = mvcc_iter_next(&it))) {
+        if (mvcc_key_compact_from(k, rev) == k->k_n)
+            continue;
+        if (!tail || tail->n_n == MVCC_FANOUT) {
+            struct mvcc_node *x = mem_alloc(MVCC_LEAF_SIZE);
+            if (!x)
+                goto fail;
+            x->n_leaf = true;
+            x->n_n = 0;
+            x->n_next = NULL;
+            if (tail)
+                tail->n_next = x;
+            else
+                heads[0] = x;
+            tail = x;
+        }
+        tail->n_keys[tail->n_n++] = k;
+        out->t_n_keys++;
+    }
+    if (!heads[0])
+        return 0;
+    /* each level above groups the nodes of the one below; the n_next chain
+     * of inner nodes only serves this loop and the cleanup */
+    while (heads[levels - 1]->n_next) {
+        if (levels == MVCC_MAX_HEIGHT)
+            goto fail;
+        tail = NULL;
+        for (struct mvcc_node *c = heads[levels - 1]; c; c = c->n_next) {
+            if (!tail || tail->n_n == MVCC_FANOUT) {
+                struct mvcc_node *x = mem_alloc(MVCC_INNER_SIZE);
+                if (!x)
+                    goto fail;
+                x->n_leaf = false;
+                x->n_n = 0;
+                x->n_next = NULL;
+                if (tail)
+                    tail->n_next = x;
+                else
+                    heads[levels] = x;
+                tail = x;
+            }
+            tail->n_keys[tail->n_n] = c->n_keys[0];
+            tail->n_child[tail->n_n++] = c;
+        }
+        levels++;
+    }
+    for (int l = 0; l < levels; l++)
+        for (struct mvcc_node *x = heads[l]; x; x = x->n_next)
+            mvcc_node_reslice(x, mvcc_node_prefix(x));
+    out->t_root = heads[levels - 1];
+    out->t_height = levels;
+    return 0;
+fail:
+    for (int l = 0; l < MVCC_MAX_HEIGHT; l++)
+        mvcc_chain_free(heads[l]);
+    memset(out, 0, sizeof *out);
+    return -ERR_NOMEM;
+}
+
+/* ---- spans and scans ---- */
+
+static void mvcc_span_make(struct mvcc_span *s, struct pb_bytes key, struct pb_bytes end)
+{
+    s->s_key = key;
+    s->s_end = end;
+    s->s_single = end.len == 0;
+    s->s_open = end.len == 1 && end.p[0] == 0; /* mkGteRange */
+}
+
+static void mvcc_scan_init(struct mvcc_scan *sc, const struct mvcc_tree *t,
+                           const struct mvcc_span *s)
+{
+    sc->sc_span = s;
+    sc->sc_single = NULL;
+    sc->sc_it.i_leaf = NULL;
+    sc->sc_it.i_pos = 0;
+    if (s->s_single)
+        sc->sc_single = mvcc_tree_find(t, s->s_key.p, s->s_key.len);
+    else
+        mvcc_tree_seek(t, s->s_key.p, s->s_key.len, &sc->sc_it);
+}
+
+/* The next key record in the span, whether or not it is visible at any
+ * particular revision; NULL at the end. */
+static struct mvcc_key *mvcc_scan_next(struct mvcc_scan *sc)
+{
+    const struct mvcc_span *s = sc->sc_span;
+    if (s->s_single) {
+        struct mvcc_key *k = sc->sc_single;
+        sc->sc_single = NULL;
+        return k;
+    }
+    struct mvcc_key *k = mvcc_iter_next(&sc->sc_it);
+    if (!k || s->s_open)
+        return k;
+    if (mvcc_bcmp(k->k_bytes, k->k_len, s->s_end.p, s->s_end.len) >= 0) {
+        sc->sc_it.i_leaf = NULL;
+        return NULL;
+    }
+    return k;
+}
+
+/* ---- store lifecycle ---- */
+
+struct mvcc *mvcc_new(void)
+{
+    struct mvcc *m = mem_calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    m->mv_rev = 1;
+    m->mv_compact = -1;
+    return m;
+}
+
+void mvcc_free(struct mvcc *m)
+{
+    if (!m)
+        return;
+    struct mvcc_iter it;
+    struct mvcc_key *k;
+    mvcc_tree_seek(&m->mv_tree, NULL, 0, &it);
+    while ((k = mvcc_iter_next(&it)))
+        mvcc_key_free(k);
+    mvcc_node_free(m->mv_tree.t_root);
+    mem_free(m->mv_tree.t_spare_leaf);
+    mvcc_chain_free(m->mv_tree.t_spare_inner);
+    mem_free(m->mv_changes);
+    mem_free(m->mv_hits);
+    mem_free(m);
+}
+
+int64_t mvcc_rev(const struct mvcc *m)
+{
+    return m->mv_rev;
+}
+
+int64_t mvcc_compact_rev(const struct mvcc *m)
+{
+    return m->mv_compact < 0 ? 0 : m->mv_compact;
+}
+
+void mvcc_set_lease_check(struct mvcc *m, bool (*exists)(void *ctx, int64_t lease), void *ctx)
+{
+    m->mv_lease_exists = exists;
+    m->mv_lease_ctx = ctx;
+}
+
+/* ---- write transactions ---- */
+
+static void mvcc_wtxn_begin(struct mvcc_wtxn *tx, struct mvcc *m)
+{
+    tx->w_m = m;
+    tx->w_begin = m->mv_rev;
+    m->mv_n_changes = 0;
+}
+
+/* The revision reads inside the transaction see: its own writes once there
+ * are any (storeTxnWrite.Range). */
+static int64_t mvcc_wtxn_read_rev(const struct mvcc_wtxn *tx)
+{
+    return tx->w_begin + (tx->w_m->mv_n_changes > 0);
+}
+
+static int mvcc_wtxn_log_reserve(struct mvcc *m)
+{
+    if (m->mv_n_changes < m->mv_cap_changes)
+        return 0;
+    size_t cap = m->mv_cap_changes ? m->mv_cap_changes * 2 : 16;
+    if (cap > SIZE_MAX / sizeof *m->mv_changes)
+        return -ERR_NOMEM;
+    struct mvcc_change *c = mem_realloc(m->mv_changes, cap * sizeof *c);
+    if (!c)
+        return -ERR_NOMEM;
+    m->mv_changes = c;
+    m->mv_cap_changes = cap;
+    return 0;
+}
+
+/* Appends a put of key at the transaction's revision: to record k, or, if
+ * the key has no record yet (k NULL), to a new one inserted where path, the
+ * lookup that found nothing, says.  Every allocation happens before anything
+ * changes, so on -ERR_NOMEM the store is as before. */
+static int mvcc_wtxn_put(struct mvcc_wtxn *tx, struct mvcc_key *k, const struct mvcc_path *path,
+                         struct pb_bytes key, const uint8_t *value, size_t vlen, int64_t lease)
+{
+    struct mvcc *m = tx->w_m;
+    uint8_t *copy = NULL;
+    int rc = mvcc_wtxn_log_reserve(m);
+    if (rc)
+        return rc;
+    if (vlen) {
+        copy = mem_alloc(vlen);
+        if (!copy)
+            return -ERR_NOMEM;
+        memcpy(copy, value, vlen);
+    }
+    if (k) {
+        rc = mvcc_key_reserve(k);
+        if (rc)
+            goto fail;
+    } else {
+        k = mvcc_key_new(key.p, key.len);
+        if (!k) {
+            rc = -ERR_NOMEM;
+            goto fail;
+        }
+        rc = mvcc_tree_reserve(&m->mv_tree);
+        if (rc) {
+            mvcc_key_free(k);
+            goto fail;
+        }
+        mvcc_tree_insert(&m->mv_tree, k, path);
+    }
+
+    const struct mvcc_ver *prev = mvcc_key_latest(k);
+    struct mvcc_ver *v = &k->k_vers[k->k_n];
+    v->v_main = tx->w_begin + 1;
+    v->v_sub = (int64_t)m->mv_n_changes;
+    v->v_create = prev ? prev->v_create : v->v_main;
+    v->v_version = prev ? prev->v_version + 1 : 1;
+    v->v_lease = lease;
+    v->v_value = copy;
+    v->v_vlen = vlen;
+    m->mv_changes[m->mv_n_changes].c_key = k;
+    m->mv_changes[m->mv_n_changes].c_idx = k->k_n;
+    m->mv_n_changes++;
+    k->k_n++;
+    return 0;
+fail:
+    mem_free(copy);
+    return rc;
+}
+
+/* Appends a tombstone to the live key k.  0 or -ERR_NOMEM (nothing changed). */
+static int mvcc_wtxn_tombstone(struct mvcc_wtxn *tx, struct mvcc_key *k)
+{
+    struct mvcc *m = tx->w_m;
+    int rc = mvcc_wtxn_log_reserve(m);
+    if (rc)
+        return rc;
+    rc = mvcc_key_reserve(k);
+    if (rc)
+        return rc;
+    struct mvcc_ver *v = &k->k_vers[k->k_n];
+    memset(v, 0, sizeof *v);
+    v->v_main = tx->w_begin + 1;
+    v->v_sub = (int64_t)m->mv_n_changes;
+    m->mv_changes[m->mv_n_changes].c_key = k;
+    m->mv_changes[m->mv_n_changes].c_idx = k->k_n;
+    m->mv_n_changes++;
+    k->k_n++;
+    return 0;
+}
+
+static void mvcc_wtxn_commit(struct mvcc_wtxn *tx)
+{
+    if (tx->w_m->mv_n_changes)
+        tx->w_m->mv_rev++;
+}
+
+/* Undoes every write of the transaction, newest first.  Records created by
+ * it stay in the index as ghosts until the next compaction: taking them out
+ * would need tree deletion, which nothing else needs. */
+static void mvcc_wtxn_abort(struct mvcc_wtxn *tx)
+{
+    struct mvcc *m = tx->w_m;
+    while (m->mv_n_changes) {
+        struct mvcc_change *c = &m->mv_changes[--m->mv_n_changes];
+        struct mvcc_key *k = c->c_key;
+        assert(k->k_n == c->c_idx + 1);
+        k->k_n--;
+        mem_free(k->k_vers[k->k_n].v_value);
+    }
+}
+
+/* ---- range ---- */
+
+static int mvcc_hits_push(struct mvcc *m, size_t *n, struct mvcc_key *k,
+                          const struct mvcc_ver *v)
+{
+    if (*n == m->mv_cap_hits) {
+        size_t cap = m->mv_cap_hits ? m->mv_cap_hits * 2 : 64;
+        if (cap > SIZE_MAX / sizeof *m->mv_hits)
+            return -ERR_NOMEM;
+        struct mvcc_hit *h = mem_realloc(m->mv_hits, cap * sizeof *h);
+        if (!h)
+            return -ERR_NOMEM;
+        m->mv_hits = h;
+        m->mv_cap_hits = cap;
+    }
+    m->mv_hits[*n].h_key = k;
+    m->mv_hits[*n].h_ver = v;
+    (*n)++;
+    return 0;
+}
+
+static void mvcc_hits_trim(struct mvcc *m)
+{
+    if (m->mv_cap_hits > MVCC_HITS_KEEP) {
+        mem_free(m->mv_hits);
+        m->mv_hits = NULL;
+        m->mv_cap_hits = 0;
+    }
+}
+
+/* Counts the keys of span s visible at rev and keeps the first `keep` of
+ * them (in key order) in m->mv_hits. */
+static int mvcc_collect(struct mvcc *m, const struct mvcc_span *s, int64_t rev, size_t keep,
+                        size_t *n_hits, int64_t *count)
+{
+    struct mvcc_scan sc;
+    struct mvcc_key *k;
+    *n_hits = 0;
+    *count = 0;
+    mvcc_scan_init(&sc, &m->mv_tree, s);
+    while ((k = mvcc_scan_next(&sc))) {
+        const struct mvcc_ver *v = mvcc_key_at(k, rev);
+        if (!v)
+            continue;
+        (*count)++;
+        if (*n_hits < keep) {
+            int rc = mvcc_hits_push(m, n_hits, k, v);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+/* apply.go pruneKVs with the min/max mod/create revision filters. */
+static size_t mvcc_prune(struct mvcc_hit *h, size_t n, const struct api_range_req *req)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct mvcc_ver *v = h[i].h_ver;
+        if ((req->max_mod_revision && v->v_main > req->max_mod_revision) ||
+            (req->min_mod_revision && v->v_main < req->min_mod_revision) ||
+            (req->max_create_revision && v->v_create > req->max_create_revision) ||
+            (req->min_create_revision && v->v_create < req->min_create_revision))
+            continue;
+        h[j++] = h[i];
+    }
+    return j;
+}
+
+struct mvcc_sort_by {
+    int32_t target;
+    bool desc;
+};
+
+/* Orders by the sort target, ties by key ascending: the hits arrive in key
+ * order, so this total order gives what a stable sort would (and what Go's
+ * sort.Sort gives for the small slices where it runs insertion sort). */
+static int mvcc_hit_cmp(const void *a, const void *b, const void *ctx)
+{
+    const struct mvcc_hit *x = a, *y = b;
+    const struct mvcc_sort_by *by = ctx;
+    int c = 0;
+    switch (by->target) {
+    case API_SORT_VERSION:
+        c = mvcc_cmp64(x->h_ver->v_version, y->h_ver->v_version);
+        break;
+    case API_SORT_CREATE:
+        c = mvcc_cmp64(x->h_ver->v_create, y->h_ver->v_create);
+        break;
+    case API_SORT_MOD:
+        c = mvcc_cmp64(x->h_ver->v_main, y->h_ver->v_main);
+        break;
+    case API_SORT_VALUE:
+        c = mvcc_bcmp(x->h_ver->v_value, x->h_ver->v_vlen, y->h_ver->v_value, y->h_ver->v_vlen);
+        break;
+    default:
+        break;
+    }
+    if (by->desc)
+        c = -c;
+    if (!c)
+        c = mvcc_bcmp(x->h_key->k_bytes, x->h_key->k_len, y->h_key->k_bytes, y->h_key->k_len);
+    return c;
+}
+
+/* apply.go: a target other than KEY with order NONE sorts ascending; an
+ * unknown order leaves the hits alone; an unknown target (etcd dereferences a
+ * nil sorter there) also leaves them alone. */
+static void mvcc_hits_sort(struct mvcc_hit *h, size_t n, const struct api_range_req *req)
+{
+    int32_t order = req->sort_order;
+    if (req->sort_target != API_SORT_KEY && order == API_SORT_NONE)
+        order = API_SORT_ASCEND;
+    if (order != API_SORT_ASCEND && order != API_SORT_DESCEND)
+        return;
+    if (req->sort_target < API_SORT_KEY || req->sort_target > API_SORT_VALUE)
+        return;
+    if (req->sort_target == API_SORT_KEY) {
+        if (order == API_SORT_DESCEND)
+            for (size_t i = 0, j = n; i + 1 < j; i++, j--) {
+                struct mvcc_hit t = h[i];
+                h[i] = h[j - 1];
+                h[j - 1] = t;
+            }
+        return;
+    }
+    struct mvcc_sort_by by = {req->sort_target, order == API_SORT_DESCEND};
+    mvcc_sort(h, n, sizeof *h, mvcc_hit_cmp, &by);
+}
+
+/* The kv points at the store's key and value bytes. */
+static void mvcc_kv_fill(struct api_kv *kv, const struct mvcc_key *k, const struct mvcc_ver *v,
+                         bool with_value)
+{
+    kv->key.p = k->k_bytes;
+    kv->key.len = k->k_len;
+    kv->create_revision = v->v_create;
+    kv->mod_revision = v->v_main;
+    kv->version = v->v_version;
+    kv->value.p = with_value ? v->v_value : NULL;
+    kv->value.len = with_value ? v->v_vlen : 0;
+    kv->lease = v->v_lease;
+}
+
+/* applierV3backend.Range over storeTxnRead.rangeKeys, with cur the revision
+ * the read view is at. */
+static int mvcc_range_at(struct mvcc *m, const struct api_range_req *req, int64_t cur,
+                         struct mem_arena *a, struct api_range_resp *resp)
+{
+    int64_t rev = req->revision;
+    if (rev > cur)
+        return -ERR_FUTURE_REV;
+    if (rev <= 0)
+        rev = cur;
+    if (rev < m->mv_compact)
+        return -ERR_COMPACTED;
+
+    /* Only an unsorted, unfiltered read stops early: one extra key tells
+     * whether there are more.  The test is on the requested order, so a
+     * target other than KEY with order NONE sorts just the keys fetched
+     * (as etcd does). */
+    bool filtered = req->min_mod_revision || req->max_mod_revision ||
+                    req->min_create_revision || req->max_create_revision;
+    size_t keep = SIZE_MAX;
+    if (req->count_only)
+        keep = 0;
+    else if (req->sort_order == API_SORT_NONE && !filtered && req->limit > 0 &&
+             (uint64_t)req->limit < SIZE_MAX)
+        keep = (size_t)req->limit + 1;
+
+    struct mvcc_span s;
+    size_t n;
+    int64_t count;
+    mvcc_span_make(&s, req->key, req->range_end);
+    int rc = mvcc_collect(m, &s, rev, keep, &n, &count);
+    if (rc)
+        return rc;
+
+    resp->kvs = NULL;
+    resp->n_kvs = 0;
+    resp->more = false;
+    resp->count = count;
+    if (!req->count_only) {
+        n = mvcc_prune(m->mv_hits, n, req);
+        mvcc_hits_sort(m->mv_hits, n, req);
+        if (req->limit > 0 && (uint64_t)n > (uint64_t)req->limit) {
+            n = (size_t)req->limit;
+            resp->more = true;
+        }
+        if (n) {
+            if (n > SIZE_MAX / sizeof *resp->kvs)
+                return -ERR_NOMEM;
+            resp->kvs = mem_arena_alloc(a, n * sizeof *resp->kvs);
+            if (!resp->kvs)
+                return -ERR_NOMEM;
+            for (size_t i = 0; i < n; i++) {
+                if (i + MVCC_PREFETCH < n) {
+                    __builtin_prefetch(m->mv_hits[i + MVCC_PREFETCH].h_key);
+                    __builtin_prefetch(m->mv_hits[i + MVCC_PREFETCH].h_ver);
+                }
+                mvcc_kv_fill(&resp->kvs[i], m->mv_hits[i].h_key, m->mv_hits[i].h_ver,
+                             !req->keys_only);
+            }
+            resp->n_kvs = n;
+        }
+    }
+    if (resp->header)
+        resp->header->revision = cur;
+    return 0;
+}
+
+int mvcc_range(struct mvcc *m, const struct api_range_req *req, struct mem_arena *a,
+               struct api_range_resp *resp)
+{
+    int rc = mvcc_range_at(m, req, m->mv_rev, a, resp);
+    mvcc_hits_trim(m);
+    return rc;
+}
+
+/* ---- put and delete ---- */
+
+/* applierV3backend.Put inside a write transaction. */
+static int mvcc_op_put(struct mvcc_wtxn *tx, const struct api_put_req *req, struct mem_arena *a,
+                       struct api_put_resp *resp)
+{
+    struct mvcc *m = tx->w_m;
+    struct mvcc_path path;
+    struct mvcc_key *k = mvcc_tree_lookup(&m->mv_tree, req->key.p, req->key.len, &path);
+    const struct mvcc_ver *cur = mvcc_key_latest(k);
+    const uint8_t *value = req->value.p;
+    size_t vlen = req->value.len;
+    int64_t lease = req->lease;
+
+    if ((req->ignore_value || req->ignore_lease) && !cur)
+        return -ERR_KEY_NOT_FOUND;
+    if (req->ignore_value) {
+        value = cur->v_value;
+        vlen = cur->v_vlen;
+    }
+    if (req->ignore_lease)
+        lease = cur->v_lease;
+    resp->prev_kv = NULL;
+    if (req->prev_kv && cur) {
+        /* before the write: a failed put must leave nothing behind */
+        resp->prev_kv = mem_arena_alloc(a, sizeof *resp->prev_kv);
+        if (!resp->prev_kv)
+            return -ERR_NOMEM;
+        mvcc_kv_fill(resp->prev_kv, k, cur, true);
+    }
+    int rc = mvcc_wtxn_put(tx, k, &path, req->key, value, vlen, lease);
+    if (rc)
+        return rc;
+    if (resp->header)
+        resp->header->revision = tx->w_begin + 1;
+    return 0;
+}
+
+/* applierV3backend.DeleteRange inside a write transaction: the keys visible
+ * to the transaction get tombstones with consecutive sub revisions. */
+static int mvcc_op_delete(struct mvcc_wtxn *tx, const struct api_delete_req *req,
+                          struct mem_arena *a, struct api_delete_resp *resp)
+{
+    struct mvcc *m = tx->w_m;
+    struct mvcc_span s;
+    size_t n;
+    int64_t count;
+    mvcc_span_make(&s, req->key, req->range_end);
+    int rc = mvcc_collect(m, &s, mvcc_wtxn_read_rev(tx), SIZE_MAX, &n, &count);
+    if (rc)
+        return rc;
+
+    resp->prev_kvs = NULL;
+    resp->n_prev_kvs = 0;
+    if (req->prev_kv && n) {
+        /* filled before the tombstones go in: appending may move the
+         * revision arrays the hits point into */
+        if (n > SIZE_MAX / sizeof *resp->prev_kvs)
+            return -ERR_NOMEM;
+        resp->prev_kvs = mem_arena_alloc(a, n * sizeof *resp->prev_kvs);
+        if (!resp->prev_kvs)
+            return -ERR_NOMEM;
+        for (size_t i = 0; i < n; i++)
+            mvcc_kv_fill(&resp->prev_kvs[i], m->mv_hits[i].h_key, m->mv_hits[i].h_ver, true);
+        resp->n_prev_kvs = n;
+    }
+    for (size_t i = 0; i < n; i++) {
+        rc = mvcc_wtxn_tombstone(tx, m->mv_hits[i].h_key);
+        if (rc)
+            return rc;
+    }
+    resp->deleted = (int64_t)n;
+    if (resp->header)
+        resp->header->revision = n || m->mv_n_changes ? tx->w_begin + 1 : tx->w_begin;
+    return 0;
+}
+
+int mvcc_put(struct mvcc *m, const struct api_put_req *req, struct mem_arena *a,
+             struct api_put_resp *resp)
+{
+    struct mvcc_wtxn tx;
+    mvcc_wtxn_begin(&tx, m);
+    int rc = mvcc_op_put(&tx, req, a, resp);
+    if (rc)
+        mvcc_wtxn_abort(&tx);
+    else
+        mvcc_wtxn_commit(&tx);
+    return rc;
+}
+
+int mvcc_delete(struct mvcc *m, const struct api_delete_req *req, struct mem_arena *a,
+                struct api_delete_resp *resp)
+{
+    struct mvcc_wtxn tx;
+    mvcc_wtxn_begin(&tx, m);
+    int rc = mvcc_op_delete(&tx, req, a, resp);
+    if (rc)
+        mvcc_wtxn_abort(&tx);
+    else
+        mvcc_wtxn_commit(&tx);
+    mvcc_hits_trim(m);
+    return rc;
+}
+
+/* ---- txn ---- */
+
+static enum mvcc_op mvcc_op_kind(const struct api_request_op *op)
+{
+    if (op->request_range)
+        return MVCC_OP_RANGE;
+    if (op->request_put)
+        return MVCC_OP_PUT;
+    if (op->request_delete_range)
+        return MVCC_OP_DELETE;
+    if (op->request_txn)
+        return MVCC_OP_TXN;
+    return MVCC_OP_NONE;
+}
+
+/* compareKV: the target value comes from the oneof only if it is the member
+ * the target names; otherwise 0 (or the empty value). */
+static bool mvcc_compare_ver(const struct api_compare *c, const struct mvcc_ver *v)
+{
+    int r = 0;
+    switch (c->target) {
+    case API_CMP_VALUE: {
+        struct pb_bytes want = c->has_value ? c->value : (struct pb_bytes){NULL, 0};
+        r = mvcc_bcmp(v ? v->v_value : NULL, v ? v->v_vlen : 0, want.p, want.len);
+        break;
+    }
+    case API_CMP_CREATE:
+        r = mvcc_cmp64(v ? v->v_create : 0, c->has_create_revision ? c->create_revision : 0);
+        break;
+    case API_CMP_MOD:
+        r = mvcc_cmp64(v ? v->v_main : 0, c->has_mod_revision ? c->mod_revision : 0);
+        break;
+    case API_CMP_VERSION:
+        r = mvcc_cmp64(v ? v->v_version : 0, c->has_version ? c->version : 0);
+        break;
+    case API_CMP_LEASE:
+        r = mvcc_cmp64(v ? v->v_lease : 0, c->has_lease ? c->lease : 0);
+        break;
+    default:
+        break;
+    }
+    switch (c->result) {
+    case API_CMP_EQUAL:
+        return r == 0;
+    case API_CMP_NOT_EQUAL:
+        return r != 0;
+    case API_CMP_GREATER:
+        return r > 0;
+    case API_CMP_LESS:
+        return r < 0;
+    default:
+        return true;
+    }
+}
+
+/* applyCompare: every key of the span must pass; with no key the compare is
+ * made against an empty KeyValue, except that a VALUE compare then fails. */
+static bool mvcc_compare(const struct mvcc *m, const struct api_compare *c, int64_t rev)
+{
+    struct mvcc_span s;
+    struct mvcc_scan sc;
+    struct mvcc_key *k;
+    bool any = false;
+    mvcc_span_make(&s, c->key, c->range_end);
+    mvcc_scan_init(&sc, &m->mv_tree, &s);
+    while ((k = mvcc_scan_next(&sc))) {
+        const struct mvcc_ver *v = mvcc_key_at(k, rev);
+        if (!v)
+            continue;
+        any = true;
+        if (!mvcc_compare_ver(c, v))
+            return false;
+    }
+    if (!any)
+        return c->target != API_CMP_VALUE && mvcc_compare_ver(c, NULL);
+    return true;
+}
+
+/* Number of txn nodes in rt, both branches: an upper bound on the path. */
+static size_t mvcc_txn_nodes(const struct api_txn_req *rt)
+{
+    size_t n = 1;
+    for (size_t i = 0; i < rt->n_success; i++)
+        if (mvcc_op_kind(&rt->success[i]) == MVCC_OP_TXN)
+            n += mvcc_txn_nodes(rt->success[i].request_txn);
+    for (size_t i = 0; i < rt->n_failure; i++)
+        if (mvcc_op_kind(&rt->failure[i]) == MVCC_OP_TXN)
+            n += mvcc_txn_nodes(rt->failure[i].request_txn);
+    return n;
+}
+
+/* compareToPath: the branch each txn on the taken path runs, in depth-first
+ * order, every compare (nested ones too) read before anything is written. */
+static void mvcc_txn_path(const struct mvcc *m, const struct api_txn_req *rt, bool *path,
+                          size_t *pos)
+{
+    bool ok = true;
+    for (size_t i = 0; i < rt->n_compare && ok; i++)
+        ok = mvcc_compare(m, &rt->compare[i], m->mv_rev);
+    path[(*pos)++] = ok;
+    const struct api_request_op *ops = ok ? rt->success : rt->failure;
+    size_t n = ok ? rt->n_success : rt->n_failure;
+    for (size_t i = 0; i < n; i++)
+        if (mvcc_op_kind(&ops[i]) == MVCC_OP_TXN)
+            mvcc_txn_path(m, ops[i].request_txn, path, pos);
+}
+
+/* checkRequests with checkRequestPut: ignore_value/ignore_lease need the key
+ * to exist before the txn; a lease must exist. */
+static int mvcc_txn_check_puts(const struct mvcc *m, const struct api_txn_req *rt,
+                               const bool *path, size_t *pos)
+{
+    bool ok = path[(*pos)++];
+    const struct api_request_op *ops = ok ? rt->success : rt->failure;
+    size_t n = ok ? rt->n_success : rt->n_failure;
+    for (size_t i = 0; i < n; i++) {
+        enum mvcc_op kind = mvcc_op_kind(&ops[i]);
+        if (kind == MVCC_OP_TXN) {
+            int rc = mvcc_txn_check_puts(m, ops[i].request_txn, path, pos);
+            if (rc)
+                return rc;
+            continue;
+        }
+        if (kind != MVCC_OP_PUT)
+            continue;
+        const struct api_put_req *p = ops[i].request_put;
+        if (p->ignore_value || p->ignore_lease) {
+            struct mvcc_key *k = mvcc_tree_find(&m->mv_tree, p->key.p, p->key.len);
+            if (!mvcc_key_latest(k))
+                return -ERR_KEY_NOT_FOUND;
+        }
+        if (p->lease && m->mv_lease_exists && !m->mv_lease_exists(m->mv_lease_ctx, p->lease))
+            return -ERR_LEASE_NOT_FOUND;
+    }
+    return 0;
+}
+
+/* checkRequests with checkRequestRange: the revision must be readable now. */
+static int mvcc_txn_check_ranges(const struct mvcc *m, const struct api_txn_req *rt,
+                                 const bool *path, size_t *pos)
+{
+    bool ok = path[(*pos)++];
+    const struct api_request_op *ops = ok ? rt->success : rt->failure;
+    size_t n = ok ? rt->n_success : rt->n_failure;
+    for (size_t i = 0; i < n; i++) {
+        enum mvcc_op kind = mvcc_op_kind(&ops[i]);
+        if (kind == MVCC_OP_TXN) {
+            int rc = mvcc_txn_check_ranges(m, ops[i].request_txn, path, pos);
+            if (rc)
+                return rc;
+            continue;
+        }
+        const struct api_range_req *r = ops[i].request_range;
+        if (kind != MVCC_OP_RANGE || !r->revision)
+            continue;
+        if (r->revision > m->mv_rev)
+            return -ERR_FUTURE_REV;
+        if (r->revision < m->mv_compact)
+            return -ERR_COMPACTED;
+    }
+    return 0;
+}
+
+/* applyTxn.  Op responses carry headers with only the revision set; a nested
+ * txn's header stays all zero, as etcd leaves it. */
+static int mvcc_txn_apply(struct mvcc_wtxn *tx, const struct api_txn_req *rt, const bool *path,
+                          size_t *pos, struct mem_arena *a, struct api_txn_resp *resp)
+{
+    bool ok = path[(*pos)++];
+    const struct api_request_op *ops = ok ? rt->success : rt->failure;
+    size_t n = ok ? rt->n_success : rt->n_failure;
+    resp->succeeded = ok;
+    resp->responses = NULL;
+    resp->n_responses = 0;
+    if (!n)
+        return 0;
+    if (n > SIZE_MAX / sizeof *resp->responses)
+        return -ERR_NOMEM;
+    resp->responses = mem_arena_zalloc(a, n * sizeof *resp->responses);
+    if (!resp->responses)
+        return -ERR_NOMEM;
+    resp->n_responses = n;
+    for (size_t i = 0; i < n; i++) {
+        const struct api_request_op *op = &ops[i];
+        struct api_response_op *out = &resp->responses[i];
+        enum mvcc_op kind = mvcc_op_kind(op);
+        int rc = 0;
+        if (kind == MVCC_OP_NONE)
+            continue; /* etcd leaves a nil ResponseOp */
+        struct api_header *h = mem_arena_zalloc(a, sizeof *h);
+        if (!h)
+            return -ERR_NOMEM;
+        if (kind == MVCC_OP_RANGE) {
+            out->response_range = mem_arena_zalloc(a, sizeof *out->response_range);
+            if (!out->response_range)
+                return -ERR_NOMEM;
+            out->response_range->header = h;
+            rc = mvcc_range_at(tx->w_m, op->request_range, mvcc_wtxn_read_rev(tx), a,
+                               out->response_range);
+        } else if (kind == MVCC_OP_PUT) {
+            out->response_put = mem_arena_zalloc(a, sizeof *out->response_put);
+            if (!out->response_put)
+                return -ERR_NOMEM;
+            out->response_put->header = h;
+            rc = mvcc_op_put(tx, op->request_put, a, out->response_put);
+        } else if (kind == MVCC_OP_DELETE) {
+            out->response_delete_range = mem_arena_zalloc(a, sizeof *out->response_delete_range);
+            if (!out->response_delete_range)
+                return -ERR_NOMEM;
+            out->response_delete_range->header = h;
+            rc = mvcc_op_delete(tx, op->request_delete_range, a, out->response_delete_range);
+        } else {
+            out->response_txn = mem_arena_zalloc(a, sizeof *out->response_txn);
+            if (!out->response_txn)
+                return -ERR_NOMEM;
+            out->response_txn->header = h;
+            rc = mvcc_txn_apply(tx, op->request_txn, path, pos, a, out->response_txn);
+        }
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int mvcc_txn(struct mvcc *m, const struct api_txn_req *req, struct mem_arena *a,
+             struct api_txn_resp *resp)
+{
+    size_t n = mvcc_txn_nodes(req);
+    bool *path = mem_arena_alloc(a, n * sizeof *path);
+    if (!path)
+        return -ERR_NOMEM;
+    size_t pos = 0;
+    mvcc_txn_path(m, req, path, &pos);
+    pos = 0;
+    int rc = mvcc_txn_check_puts(m, req, path, &pos);
+    if (rc)
+        return rc;
+    pos = 0;
+    rc = mvcc_txn_check_ranges(m, req, path, &pos);
+    if (rc)
+        return rc;
+
+    struct mvcc_wtxn tx;
+    mvcc_wtxn_begin(&tx, m);
+    pos = 0;
+    rc = mvcc_txn_apply(&tx, req, path, &pos, a, resp);
+    if (rc) {
+        /* only -ERR_NOMEM, or an ignore_* put whose key an earlier op of
+         * this txn deleted (where etcd panics): undo, stay consistent */
+        mvcc_wtxn_abort(&tx);
+    } else {
+        if (resp->header)
+            resp->header->revision = mvcc_wtxn_read_rev(&tx);
+        mvcc_wtxn_commit(&tx);
+    }
+    mvcc_hits_trim(m);
+    return rc;
+}
+
+/* ---- txn validation (v3rpc checkTxnRequest, checkIntervals) ---- */
+
+static int mvcc_bytes_cmp(const void *a, const void *b, const void *ctx)
+{
+    const struct pb_bytes *x = a, *y = b;
+    (void)ctx;
+    return mvcc_bcmp(x->p, x->len, y->p, y->len);
+}
+
+static int mvcc_ivl_cmp(const void *a, const void *b, const void *ctx)
+{
+    const struct mvcc_ivl *x = a, *y = b;
+    (void)ctx;
+    int c = mvcc_bcmp(x->i_begin.p, x->i_begin.len, y->i_begin.p, y->i_begin.len);
+    return c ? c : mvcc_bcmp(x->i_end.p, x->i_end.len, y->i_end.p, y->i_end.len);
+}
+
+static bool mvcc_wset_puts(const struct mvcc_wset *w, struct pb_bytes k)
+{
+    size_t lo = 0, hi = w->w_n_puts;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = mvcc_bcmp(w->w_puts[mid].p, w->w_puts[mid].len, k.p, k.len);
+        if (!c)
+            return true;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return false;
+}
+
+/* Whether some delete interval holds k: among the intervals beginning at or
+ * before k, the one reaching furthest must end after k. */
+static bool mvcc_wset_deletes(const struct mvcc_wset *w, struct pb_bytes k)
+{
+    size_t lo = 0, hi = w->w_n_dels;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (mvcc_bcmp(w->w_dels[mid].i_begin.p, w->w_dels[mid].i_begin.len, k.p, k.len) <= 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo && mvcc_bcmp(w->w_maxend[lo - 1].p, w->w_maxend[lo - 1].len, k.p, k.len) > 0;
+}
+
+/* Sorts and dedups the puts, sorts the deletes and computes w_maxend. */
+static int mvcc_wset_finish(struct mvcc_wset *w, struct mem_arena *a)
+{
+    mvcc_sort(w->w_puts, w->w_n_puts, sizeof *w->w_puts, mvcc_bytes_cmp, NULL);
+    size_t j = 0;
+    for (size_t i = 0; i < w->w_n_puts; i++)
+        if (!j || mvcc_bytes_cmp(&w->w_puts[j - 1], &w->w_puts[i], NULL))
+            w->w_puts[j++] = w->w_puts[i];
+    w->w_n_puts = j;
+    mvcc_sort(w->w_dels, w->w_n_dels, sizeof *w->w_dels, mvcc_ivl_cmp, NULL);
+    w->w_maxend = NULL;
+    if (!w->w_n_dels)
+        return 0;
+    w->w_maxend = mem_arena_alloc(a, w->w_n_dels * sizeof *w->w_maxend);
+    if (!w->w_maxend)
+        return -ERR_NOMEM;
+    for (size_t i = 0; i < w->w_n_dels; i++) {
+        struct pb_bytes e = w->w_dels[i].i_end;
+        if (i && mvcc_bytes_cmp(&w->w_maxend[i - 1], &e, NULL) > 0)
+            e = w->w_maxend[i - 1];
+        w->w_maxend[i] = e;
+    }
+    return 0;
+}
+
+static bool mvcc_wsets_put(const struct mvcc_wset *ws, size_t n, struct pb_bytes k)
+{
+    for (size_t i = 0; i < n; i++)
+        if (mvcc_wset_puts(&ws[i], k))
+            return true;
+    return false;
+}
+
+static bool mvcc_wsets_delete(const struct mvcc_wset *ws, size_t n, struct pb_bytes k)
+{
+    for (size_t i = 0; i < n; i++)
+        if (mvcc_wset_deletes(&ws[i], k))
+            return true;
+    return false;
+}
+
+/* checkIntervals over ops[0..n): a key may not be put twice, nor be put and
+ * fall in a delete, where etcd's rules look.  Those rules, kept as they are:
+ * this level's deletes and the deletes of the nested txns before a nested txn
+ * are checked against its puts; a nested txn's then and else branches may
+ * put the same key; this level's puts are checked against everything below.
+ * A nested txn's puts are not checked against the deletes of nested txns
+ * after it.  Fills *out with everything written, for the level above. */
+static int mvcc_check_intervals(const struct api_request_op *ops, size_t n, struct mem_arena *a,
+                                struct mvcc_wset *out)
+{
+    struct mvcc_wset *kids = NULL;
+    size_t n_kids = 0, n_txn = 0, n_del = 0, n_put = 0;
+    for (size_t i = 0; i < n; i++) {
+        enum mvcc_op kind = mvcc_op_kind(&ops[i]);
+        n_txn += kind == MVCC_OP_TXN;
+        n_del += kind == MVCC_OP_DELETE;
+        n_put += kind == MVCC_OP_PUT;
+    }
+    /* kids[0] holds this level's deletes, then two sets per nested txn */
+    kids = mem_arena_zalloc(a, (1 + 2 * n_txn) * sizeof *kids);
+    if (!kids)
+        return -ERR_NOMEM;
+    if (n_del) {
+        kids[0].w_dels = mem_arena_alloc(a, n_del * sizeof *kids[0].w_dels);
+        if (!kids[0].w_dels)
+            return -ERR_NOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (mvcc_op_kind(&ops[i]) != MVCC_OP_DELETE)
+            continue;
+        const struct api_delete_req *d = ops[i].request_delete_range;
+        struct mvcc_ivl iv = {d->key, d->range_end};
+        if (!d->range_end.len) { /* a point: [key, key + "\0") */
+            uint8_t *e = mem_arena_alloc(a, d->key.len + 1);
+            if (!e)
+                return -ERR_NOMEM;
+            if (d->key.len)
+                memcpy(e, d->key.p, d->key.len);
+            e[d->key.len] = 0;
+            iv.i_end.p = e;
+            iv.i_end.len = d->key.len + 1;
+        }
+        if (mvcc_bytes_cmp(&iv.i_end, &iv.i_begin, NULL) > 0)
+            kids[0].w_dels[kids[0].w_n_dels++] = iv;
+    }
+    int rc = mvcc_wset_finish(&kids[0], a);
+    if (rc)
+        return rc;
+    n_kids = 1;
+
+    for (size_t i = 0; i < n; i++) {
+        if (mvcc_op_kind(&ops[i]) != MVCC_OP_TXN)
+            continue;
+        const struct api_txn_req *t = ops[i].request_txn;
+        struct mvcc_wset *then = &kids[n_kids], *els = &kids[n_kids + 1];
+        rc = mvcc_check_intervals(t->success, t->n_success, a, then);
+        if (rc)
+            return rc;
+        rc = mvcc_check_intervals(t->failure, t->n_failure, a, els);
+        if (rc)
+            return rc;
+        for (size_t j = 0; j < then->w_n_puts; j++)
+            if (mvcc_wsets_put(kids, n_kids, then->w_puts[j]) ||
+                mvcc_wsets_delete(kids, n_kids, then->w_puts[j]))
+                return -ERR_DUPLICATE_KEY;
+        for (size_t j = 0; j < els->w_n_puts; j++)
+            if (mvcc_wsets_put(kids, n_kids, els->w_puts[j]) ||
+                mvcc_wsets_delete(kids, n_kids, els->w_puts[j]))
+                return -ERR_DUPLICATE_KEY;
+        n_kids += 2;
+    }
+
+    size_t all_puts = n_put, all_dels = 0;
+    for (size_t i = 0; i < n_kids; i++) {
+        all_puts += kids[i].w_n_puts;
+        all_dels += kids[i].w_n_dels;
+    }
+    memset(out, 0, sizeof *out);
+    if (all_puts) {
+        out->w_puts = mem_arena_alloc(a, all_puts * sizeof *out->w_puts);
+        if (!out->w_puts)
+            return -ERR_NOMEM;
+    }
+    if (all_dels) {
+        out->w_dels = mem_arena_alloc(a, all_dels * sizeof *out->w_dels);
+        if (!out->w_dels)
+            return -ERR_NOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (mvcc_op_kind(&ops[i]) != MVCC_OP_PUT)
+            continue;
+        const struct api_put_req *p = ops[i].request_put;
+        if (mvcc_wsets_put(kids, n_kids, p->key) || mvcc_wsets_delete(kids, n_kids, p->key))
+            return -ERR_DUPLICATE_KEY;
+        out->w_puts[out->w_n_puts++] = p->key;
+    }
+    /* two puts of one key at this level */
+    mvcc_sort(out->w_puts, out->w_n_puts, sizeof *out->w_puts, mvcc_bytes_cmp, NULL);
+    for (size_t i = 1; i < out->w_n_puts; i++)
+        if (!mvcc_bytes_cmp(&out->w_puts[i - 1], &out->w_puts[i], NULL))
+            return -ERR_DUPLICATE_KEY;
+    for (size_t i = 0; i < n_kids; i++) {
+        if (kids[i].w_n_puts)
+            memcpy(out->w_puts + out->w_n_puts, kids[i].w_puts,
+                   kids[i].w_n_puts * sizeof *out->w_puts);
+        out->w_n_puts += kids[i].w_n_puts;
+        if (kids[i].w_n_dels)
+            memcpy(out->w_dels + out->w_n_dels, kids[i].w_dels,
+                   kids[i].w_n_dels * sizeof *out->w_dels);
+        out->w_n_dels += kids[i].w_n_dels;
+    }
+    return mvcc_wset_finish(out, a);
+}
+
+/* checkTxnRequest with checkRequestOp: a nested txn may use only the ops its
+ * parent left (max_ops minus the parent's largest list). */
+static int mvcc_check_txn_req(const struct api_txn_req *r, long long max_ops)
+{
+    size_t opc = r->n_compare;
+    if (opc < r->n_success)
+        opc = r->n_success;
+    if (opc < r->n_failure)
+        opc = r->n_failure;
+    if (opc > (size_t)LLONG_MAX || (long long)opc > max_ops)
+        return -ERR_TOO_MANY_OPS;
+    for (size_t i = 0; i < r->n_compare; i++)
+        if (!r->compare[i].key.len)
+            return -ERR_EMPTY_KEY;
+    for (int branch = 0; branch < 2; branch++) {
+        const struct api_request_op *ops = branch ? r->failure : r->success;
+        size_t n = branch ? r->n_failure : r->n_success;
+        for (size_t i = 0; i < n; i++) {
+            const struct api_request_op *op = &ops[i];
+            enum mvcc_op kind = mvcc_op_kind(op);
+            if (kind == MVCC_OP_RANGE) {
+                if (!op->request_range->key.len)
+                    return -ERR_EMPTY_KEY;
+            } else if (kind == MVCC_OP_PUT) {
+                const struct api_put_req *p = op->request_put;
+                if (!p->key.len)
+                    return -ERR_EMPTY_KEY;
+                if (p->ignore_value && p->value.len)
+                    return -ERR_VALUE_PROVIDED;
+                if (p->ignore_lease && p->lease)
+                    return -ERR_LEASE_PROVIDED;
+            } else if (kind == MVCC_OP_DELETE) {
+                if (!op->request_delete_range->key.len)
+                    return -ERR_EMPTY_KEY;
+            } else if (kind == MVCC_OP_TXN) {
+                int rc = mvcc_check_txn_req(op->request_txn, max_ops - (long long)opc);
+                if (rc)
+                    return rc;
+            } else {
+                return -ERR_KEY_NOT_FOUND; /* an empty RequestOp */
+            }
+        }
+    }
+    return 0;
+}
+
+int mvcc_txn_check(const struct api_txn_req *req, int max_ops)
+{
+    int rc = mvcc_check_txn_req(req, max_ops);
+    if (rc)
+        return rc;
+    /* checkIntervals allocates maps in etcd; here a throwaway arena */
+    struct mem_arena a;
+    struct mvcc_wset w;
+    mem_arena_init(&a, 0);
+    rc = mvcc_check_intervals(req->success, req->n_success, &a, &w);
+    if (!rc)
+        rc = mvcc_check_intervals(req->failure, req->n_failure, &a, &w);
+    mem_arena_free(&a);
+    return rc;
+}
+
+/* ---- compaction ---- */
+
+int mvcc_compact(struct mvcc *m, int64_t rev)
+{
+    if (rev <= m->mv_compact)
+        return -ERR_COMPACTED;
+    if (rev > m->mv_rev)
+        return -ERR_FUTURE_REV;
+
+    struct mvcc_tree *t = &m->mv_tree;
+    struct mvcc_iter it;
+    struct mvcc_key *k;
+    size_t dead = 0;
+    mvcc_tree_seek(t, NULL, 0, &it);
+    while ((k = mvcc_iter_next(&it)))
+        dead += mvcc_key_compact_from(k, rev) == k->k_n;
+
+    /* The only allocation is the new index, made before anything changes,
+     * so -ERR_NOMEM leaves the store as it was. */
+    struct mvcc_tree nt;
+    if (dead) {
+        int rc = mvcc_tree_rebuild(t, rev, &nt);
+        if (rc)
+            return rc;
+    }
+    mvcc_tree_seek(t, NULL, 0, &it);
+    while ((k = mvcc_iter_next(&it))) {
+        size_t from = mvcc_key_compact_from(k, rev);
+        if (from == k->k_n)
+            mvcc_key_free(k);
+        else
+            mvcc_key_compact(k, from);
+    }
+    if (dead) {
+        mvcc_node_free(t->t_root);
+        t->t_root = nt.t_root;
+        t->t_height = nt.t_height;
+        t->t_n_keys = nt.t_n_keys;
+    }
+    m->mv_compact = rev;
+    return 0;
+}

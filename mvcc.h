@@ -1,0 +1,106 @@
+/* mvcc.h - the multi-version key-value store: revisions (main, sub), the key
+ * index (key -> generations of revisions, tombstones), Range/Put/DeleteRange/
+ * Txn/Compact with etcd 3.4's exact semantics.
+ *
+ * In memory for now; the durability work puts it on db.c.  It knows nothing
+ * about gRPC, leases (a lease id is just a number stored with the key) or
+ * response headers: the caller fills header->cluster_id/member_id/raft_term;
+ * mvcc sets header->revision where etcd's applier does (top-level responses
+ * and the nested ones inside a Txn).
+ *
+ * Ownership: struct mvcc owns copies of every key and value.  Responses are
+ * built in the caller's arena; their pb_bytes point either into the arena or
+ * into mvcc's own storage and stay valid until the next mutating call
+ * (put/delete/txn/compact) or mvcc_free.
+ *
+ * Errors: 0 or -ERR_x from err.h (ERR_COMPACTED, ERR_FUTURE_REV, ERR_NOMEM,
+ * ERR_KEY_NOT_FOUND, and from mvcc_txn_check ERR_TOO_MANY_OPS,
+ * ERR_DUPLICATE_KEY, ERR_EMPTY_KEY, ERR_VALUE_PROVIDED, ERR_LEASE_PROVIDED).
+ * A call that fails changes nothing: the store is as it was before it, at
+ * the same revision (-ERR_NOMEM included).
+ *
+ * Every resp->header (top-level response) may be NULL or caller-allocated;
+ * mvcc only sets its revision.
+ */
+#ifndef ETCD_MVCC_H
+#define ETCD_MVCC_H
+
+#include "api.h"
+#include "mem.h"
+
+struct mvcc;
+
+/* NULL on OOM. */
+struct mvcc *mvcc_new(void);
+void mvcc_free(struct mvcc *m);
+
+/* Current (latest) revision; 1 for a new store, as etcd's. */
+int64_t mvcc_rev(const struct mvcc *m);
+/* Last compacted revision, 0 if never compacted. */
+int64_t mvcc_compact_rev(const struct mvcc *m);
+
+/* Optional: how mvcc_txn asks whether a lease exists.  etcd checks, before
+ * applying a txn, every put with a non-zero lease on the branches the txn
+ * will run (after that put's ignore_value/ignore_lease check); a missing
+ * lease fails the txn with -ERR_LEASE_NOT_FOUND.  Without a hook every lease
+ * is taken to exist.  Top-level puts are the caller's to check (etcd checks
+ * their lease before anything else). */
+void mvcc_set_lease_check(struct mvcc *m, bool (*exists)(void *ctx, int64_t lease), void *ctx);
+
+/* RangeRequest -> RangeResponse, every field of RangeRequest honoured
+ * (revision: <= 0 = latest, < compacted revision -> -ERR_COMPACTED (the
+ * compacted revision itself stays readable, as in etcd), > current ->
+ * -ERR_FUTURE_REV; sort; limit + more + count; keys_only; count_only;
+ * min/max mod/create revision; range_end "\0" = from key).  count is the
+ * number of keys in the range before the min/max filters and the limit, as
+ * etcd reports it.  Sorting ties come out in key order.  -ERR_NOMEM if the
+ * arena or the scratch space runs out.  resp->header must be allocated by
+ * the caller or NULL; its revision is the current revision. */
+int mvcc_range(struct mvcc *m, const struct api_range_req *req, struct mem_arena *a,
+               struct api_range_resp *resp) MEM_MUST_CHECK;
+
+/* PutRequest -> PutResponse.  ignore_value/ignore_lease on a missing key ->
+ * -ERR_KEY_NOT_FOUND.  Bumps the revision by one.  -ERR_NOMEM. */
+int mvcc_put(struct mvcc *m, const struct api_put_req *req, struct mem_arena *a,
+             struct api_put_resp *resp) MEM_MUST_CHECK;
+
+/* DeleteRangeRequest -> DeleteRangeResponse.  All keys deleted in one
+ * revision (sub revisions 0..n-1); no revision bump when nothing matched.
+ * -ERR_NOMEM. */
+int mvcc_delete(struct mvcc *m, const struct api_delete_req *req, struct mem_arena *a,
+                struct api_delete_resp *resp) MEM_MUST_CHECK;
+
+/* Validates a TxnRequest as etcd's API layer does before proposing it
+ * (checkTxnRequest, then checkIntervals on success, then on failure), first
+ * error wins:
+ * at most max_ops compares/operations in each list, a nested txn at most
+ * max_ops minus its parent's largest list (-ERR_TOO_MANY_OPS); no empty key
+ * in compares/puts/ranges/deletes (-ERR_EMPTY_KEY); ignore_value with a value
+ * (-ERR_VALUE_PROVIDED); ignore_lease with a lease (-ERR_LEASE_PROVIDED); an
+ * empty RequestOp (-ERR_KEY_NOT_FOUND); no key written twice in one branch
+ * including nested txns, by etcd's exact overlap rules (-ERR_DUPLICATE_KEY);
+ * -ERR_NOMEM. */
+int mvcc_txn_check(const struct api_txn_req *req, int max_ops) MEM_MUST_CHECK;
+
+/* TxnRequest -> TxnResponse: evaluates compares, runs one branch; all writes
+ * share one main revision (bumped once if anything was written).  As etcd's
+ * applier: every compare, nested ones included, reads the store as it was
+ * before the txn; then, over the ops the txn will run, puts are checked
+ * (ignore_value/ignore_lease on a key missing before the txn ->
+ * -ERR_KEY_NOT_FOUND; the lease hook -> -ERR_LEASE_NOT_FOUND), then ranges
+ * (revision > current -> -ERR_FUTURE_REV, < compacted -> -ERR_COMPACTED).
+ * Nested op responses get arena headers holding only the revision; nested
+ * txn responses an all-zero header.  An ignore_* put whose key an earlier op
+ * of the same txn deleted (etcd panics there) fails the whole txn with
+ * -ERR_KEY_NOT_FOUND.  -ERR_NOMEM. */
+int mvcc_txn(struct mvcc *m, const struct api_txn_req *req, struct mem_arena *a,
+             struct api_txn_resp *resp) MEM_MUST_CHECK;
+
+/* Compacts history up to rev: every revision <= rev goes except the newest
+ * of each key, unless that one is a tombstone.  -ERR_COMPACTED if rev <=
+ * compacted revision (compacting at 0 is allowed once, as in etcd),
+ * -ERR_FUTURE_REV if rev > current revision, -ERR_NOMEM (rebuilding the key
+ * index). */
+int mvcc_compact(struct mvcc *m, int64_t rev) MEM_MUST_CHECK;
+
+#endif

@@ -1,0 +1,262 @@
+/* rpc.c - etcd's KV, Cluster and Maintenance gRPC services (rpc.h).
+ *
+ * Owns request validation as etcd's v3rpc layer does it (empty keys,
+ * ignore_value/ignore_lease, txn limits, request size), the response
+ * headers (cluster id, member id, raft term, revision) and the mapping of
+ * store errors to etcd's gRPC statuses.  It owns no state: the
+ * stores live in struct server.
+ *
+ * Every write (Put, DeleteRange, non-read-only Txn, Compact) is one raft
+ * entry in etcd, so it advances raft_index here too; read-only requests do
+ * not.
+ */
+#include "rpc.h"
+
+#include <string.h>
+
+#include "api.h"
+#include "err.h"
+#include "server.h"
+#include "version.h"
+
+static void fail(struct grpc_call *call, int err)
+{
+    grpc_call_fail(call, (int)err_grpc_code(err), err_msg(err));
+}
+
+/* A header with ids and term; revision as etcd's header.fill: the store's
+ * current revision unless the store already set one. */
+static void fill_header(const struct server *s, struct api_header *h, bool with_rev)
+{
+    h->cluster_id = s->cluster_id;
+    h->member_id = s->member_id;
+    h->raft_term = s->raft_term;
+    if (with_rev && h->revision == 0)
+        h->revision = mvcc_rev(s->mvcc);
+}
+
+static struct api_header *new_header(struct grpc_call *call)
+{
+    return mem_arena_zalloc(grpc_call_arena(call), sizeof(struct api_header));
+}
+
+/* etcd rejects a proposal whose encoding exceeds --max-request-bytes. */
+static bool too_large(const struct server *s, const struct pb_msgdesc *d, const void *req)
+{
+    return pb_encoded_size(d, req) > s->cfg->max_request_bytes;
+}
+
+/* ---- KV ---- */
+
+static void kv_range(struct grpc_call *call, void *reqp)
+{
+    struct server *s = grpc_call_ctx(call);
+    struct api_range_req *req = reqp;
+    if (req->key.len == 0)
+        return fail(call, ERR_EMPTY_KEY);
+    struct api_range_resp resp = {.header = new_header(call)};
+    if (!resp.header)
+        return fail(call, ERR_NOMEM);
+    int r = mvcc_range(s->mvcc, req, grpc_call_arena(call), &resp);
+    if (r < 0)
+        return fail(call, r);
+    fill_header(s, resp.header, true);
+    grpc_call_reply(call, &api_range_resp_desc, &resp);
+}
+
+/* There is no lease store yet: like etcd with no such lease, any lease id
+ * is unknown. */
+static bool lease_missing(int64_t lease)
+{
+    return lease != 0;
+}
+
+static void kv_put(struct grpc_call *call, void *reqp)
+{
+    struct server *s = grpc_call_ctx(call);
+    struct api_put_req *req = reqp;
+    if (req->key.len == 0)
+        return fail(call, ERR_EMPTY_KEY);
+    if (req->ignore_value && req->value.len != 0)
+        return fail(call, ERR_VALUE_PROVIDED);
+    if (req->ignore_lease && req->lease != 0)
+        return fail(call, ERR_LEASE_PROVIDED);
+    if (too_large(s, &api_put_req_desc, req))
+        return fail(call, ERR_REQUEST_TOO_LARGE);
+    s->raft_index++;
+    if (lease_missing(req->lease))
+        return fail(call, ERR_LEASE_NOT_FOUND);
+    struct api_put_resp resp = {.header = new_header(call)};
+    if (!resp.header)
+        return fail(call, ERR_NOMEM);
+    int r = mvcc_put(s->mvcc, req, grpc_call_arena(call), &resp);
+    if (r < 0)
+        return fail(call, r);
+    fill_header(s, resp.header, true);
+    grpc_call_reply(call, &api_put_resp_desc, &resp);
+}
+
+static void kv_delete(struct grpc_call *call, void *reqp)
+{
+    struct server *s = grpc_call_ctx(call);
+    struct api_delete_req *req = reqp;
+    if (req->key.len == 0)
+        return fail(call, ERR_EMPTY_KEY);
+    if (too_large(s, &api_delete_req_desc, req))
+        return fail(call, ERR_REQUEST_TOO_LARGE);
+    s->raft_index++;
+    struct api_delete_resp resp = {.header = new_header(call)};
+    if (!resp.header)
+        return fail(call, ERR_NOMEM);
+    int r = mvcc_delete(s->mvcc, req, grpc_call_arena(call), &resp);
+    if (r < 0)
+        return fail(call, r);
+    fill_header(s, resp.header, true);
+    grpc_call_reply(call, &api_delete_resp_desc, &resp);
+}
+
+/* True if any operation of the txn (either branch, nested) writes. */
+static bool txn_writes(const struct api_txn_req *t)
+{
+    const struct api_request_op *branches[2] = {t->success, t->failure};
+    size_t counts[2] = {t->n_success, t->n_failure};
+    for (int b = 0; b < 2; b++)
+        for (size_t i = 0; i < counts[b]; i++) {
+            const struct api_request_op *op = &branches[b][i];
+            if (op->request_put || op->request_delete_range)
+                return true;
+            if (op->request_txn && txn_writes(op->request_txn))
+                return true;
+        }
+    return false;
+}
+
+/* True if a put in the branch the txn will take names an unknown lease.
+ * Both branches are checked, as etcd's applier checks every put of the
+ * txn's requests before running it. */
+static bool txn_lease_missing(const struct api_txn_req *t)
+{
+    const struct api_request_op *branches[2] = {t->success, t->failure};
+    size_t counts[2] = {t->n_success, t->n_failure};
+    for (int b = 0; b < 2; b++)
+        for (size_t i = 0; i < counts[b]; i++) {
+            const struct api_request_op *op = &branches[b][i];
+            if (op->request_put && lease_missing(op->request_put->lease))
+                return true;
+            if (op->request_txn && txn_lease_missing(op->request_txn))
+                return true;
+        }
+    return false;
+}
+
+static void kv_txn(struct grpc_call *call, void *reqp)
+{
+    struct server *s = grpc_call_ctx(call);
+    struct api_txn_req *req = reqp;
+    int r = mvcc_txn_check(req, s->cfg->max_txn_ops);
+    if (r < 0)
+        return fail(call, r);
+    bool writes = txn_writes(req);
+    if (writes) {
+        if (too_large(s, &api_txn_req_desc, req))
+            return fail(call, ERR_REQUEST_TOO_LARGE);
+        s->raft_index++;
+        if (txn_lease_missing(req))
+            return fail(call, ERR_LEASE_NOT_FOUND);
+    }
+    struct api_txn_resp resp = {.header = new_header(call)};
+    if (!resp.header)
+        return fail(call, ERR_NOMEM);
+    r = mvcc_txn(s->mvcc, req, grpc_call_arena(call), &resp);
+    if (r < 0)
+        return fail(call, r);
+    fill_header(s, resp.header, true);
+    grpc_call_reply(call, &api_txn_resp_desc, &resp);
+}
+
+static void kv_compact(struct grpc_call *call, void *reqp)
+{
+    struct server *s = grpc_call_ctx(call);
+    struct api_compaction_req *req = reqp;
+    s->raft_index++;
+    int r = mvcc_compact(s->mvcc, req->revision);
+    if (r < 0)
+        return fail(call, r);
+    struct api_compaction_resp resp = {.header = new_header(call)};
+    if (!resp.header)
+        return fail(call, ERR_NOMEM);
+    fill_header(s, resp.header, true);
+    grpc_call_reply(call, &api_compaction_resp_desc, &resp);
+}
+
+/* ---- Cluster ---- */
+
+static struct pb_bytes *url_list(struct mem_arena *a, const char *const *urls, size_t n)
+{
+    struct pb_bytes *v = mem_arena_alloc(a, (n ? n : 1) * sizeof *v);
+    if (!v)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        v[i] = (struct pb_bytes){(const uint8_t *)urls[i], strlen(urls[i])};
+    return v;
+}
+
+static void cluster_member_list(struct grpc_call *call, void *reqp)
+{
+    (void)reqp;
+    struct server *s = grpc_call_ctx(call);
+    struct mem_arena *a = grpc_call_arena(call);
+    const struct server_config *cfg = s->cfg;
+    struct api_member *m = mem_arena_zalloc(a, sizeof *m);
+    struct api_member_list_resp resp = {.header = new_header(call), .members = m, .n_members = 1};
+    if (!m || !resp.header)
+        return fail(call, ERR_NOMEM);
+    m->ID = s->member_id;
+    m->name = (struct pb_bytes){(const uint8_t *)cfg->name, strlen(cfg->name)};
+    m->peerURLs = url_list(a, cfg->peer_urls, cfg->n_peer_urls);
+    m->n_peerURLs = cfg->n_peer_urls;
+    m->clientURLs = url_list(a, cfg->advertise_client_urls, cfg->n_advertise_client_urls);
+    m->n_clientURLs = cfg->n_advertise_client_urls;
+    if (!m->peerURLs || !m->clientURLs)
+        return fail(call, ERR_NOMEM);
+    /* etcd's cluster service header carries no revision */
+    fill_header(s, resp.header, false);
+    grpc_call_reply(call, &api_member_list_resp_desc, &resp);
+}
+
+/* ---- Maintenance ---- */
+
+static void maint_status(struct grpc_call *call, void *reqp)
+{
+    (void)reqp;
+    struct server *s = grpc_call_ctx(call);
+    struct api_status_resp resp = {
+        .header = new_header(call),
+        .version = {(const uint8_t *)ETCD_SERVER_VERSION, sizeof ETCD_SERVER_VERSION - 1},
+        .dbSize = (int64_t)mvcc_bytes(s->mvcc),
+        .dbSizeInUse = (int64_t)mvcc_bytes(s->mvcc),
+        .leader = s->member_id,
+        .raftIndex = s->raft_index,
+        .raftTerm = s->raft_term,
+        .raftAppliedIndex = s->raft_index,
+    };
+    if (!resp.header)
+        return fail(call, ERR_NOMEM);
+    fill_header(s, resp.header, true);
+    grpc_call_reply(call, &api_status_resp_desc, &resp);
+}
+
+/* ---- method table ---- */
+
+#define UNARY(path, desc, fn) {path, &desc, false, fn, NULL}
+
+const struct grpc_method rpc_methods[] = {
+    UNARY("/etcdserverpb.KV/Range", api_range_req_desc, kv_range),
+    UNARY("/etcdserverpb.KV/Put", api_put_req_desc, kv_put),
+    UNARY("/etcdserverpb.KV/DeleteRange", api_delete_req_desc, kv_delete),
+    UNARY("/etcdserverpb.KV/Txn", api_txn_req_desc, kv_txn),
+    UNARY("/etcdserverpb.KV/Compact", api_compaction_req_desc, kv_compact),
+    UNARY("/etcdserverpb.Cluster/MemberList", api_member_list_req_desc, cluster_member_list),
+    UNARY("/etcdserverpb.Maintenance/Status", api_status_req_desc, maint_status),
+    {0},
+};

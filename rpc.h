@@ -1,0 +1,14 @@
+/* rpc.h - etcd's gRPC services on top of grpc.c: KV (Range, Put, DeleteRange,
+ * Txn, Compact), Cluster (MemberList) and Maintenance (Status).  Each handler
+ * validates the request as etcd's v3rpc layer does, runs it against the
+ * server's stores and answers with etcd's response headers and errors. */
+#ifndef ETCD_RPC_H
+#define ETCD_RPC_H
+
+#include "grpc.h"
+
+/* The method table for grpc_conn_new; handlers expect a struct server * as
+ * the connection's ctx. */
+extern const struct grpc_method rpc_methods[];
+
+#endif

@@ -1,0 +1,449 @@
+/* server.c - client listeners and connections (server.h).
+ *
+ * Owns every client socket and its buffers.  A new connection starts in
+ * "sniff" mode: if its first bytes are the HTTP/2 preface it is handed to
+ * h2.c + grpc.c, otherwise to http.c (cmux-style, as etcd serves gRPC and
+ * HTTP on one port).  Output is written once per loop turn (deferred flush);
+ * a connection whose peer does not read stops being read from.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "grpc.h"
+#include "h2.h"
+#include "http.h"
+#include "rpc.h"
+
+#define CONN_READ_CHUNK 65536
+#define CONN_OUT_HIGH (4u << 20) /* stop reading while this much output is unsent */
+#define GRPC_OVERHEAD (512u * 1024) /* etcd: grpc max recv = max-request-bytes + 512 KiB */
+
+enum conn_mode { CONN_SNIFF, CONN_H2, CONN_HTTP };
+
+struct server_listener {
+    int fd;
+    struct server *srv;
+};
+
+struct server_conn {
+    struct server *srv;
+    int fd;
+    enum conn_mode mode;
+    struct mem_buf in;       /* received, not yet consumed; owned */
+    struct mem_buf http_out; /* HTTP/1.1 responses not yet written; owned */
+    struct h2_conn *h2;      /* owned, H2 mode */
+    struct grpc_conn *gc;    /* owned, H2 mode */
+    bool flush_pending;      /* a deferred flush is scheduled */
+    bool reading;            /* EPOLLIN is on */
+    bool writing;            /* EPOLLOUT is on */
+    bool close_after_write;
+    bool dead;               /* closed; freed by the deferred flush */
+    struct server_conn *prev, *next;
+};
+
+static void conn_close(struct server_conn *c);
+static void conn_flush(struct server_conn *c);
+
+/* ---- URLs ---- */
+
+int server_parse_url(const char *url, char *host, size_t cap, int *port, bool *tls)
+{
+    const char *p;
+    if (!strncmp(url, "http://", 7)) {
+        p = url + 7;
+        *tls = false;
+    } else if (!strncmp(url, "https://", 8)) {
+        p = url + 8;
+        *tls = true;
+    } else if (!strncmp(url, "unix://", 7) || !strncmp(url, "unixs://", 8)) {
+        return -1;
+    } else {
+        return -1;
+    }
+    const char *end = p + strcspn(p, "/?#");
+    const char *colon;
+    const char *hs = p, *he;
+    if (*p == '[') {
+        he = memchr(p, ']', (size_t)(end - p));
+        if (!he)
+            return -1;
+        hs = p + 1;
+        colon = he + 1 < end && he[1] == ':' ? he + 1 : NULL;
+    } else {
+        colon = memchr(p, ':', (size_t)(end - p));
+        he = colon ? colon : end;
+    }
+    if (!colon)
+        return -1; /* etcd requires an explicit port */
+    char *pe;
+    long pt = strtol(colon + 1, &pe, 10);
+    if (pe != end || pt < 0 || pt > 65535 || colon + 1 == end)
+        return -1;
+    size_t hl = (size_t)(he - hs);
+    if (hl >= cap)
+        return -1;
+    memcpy(host, hs, hl);
+    host[hl] = 0;
+    *port = (int)pt;
+    return 0;
+}
+
+/* ---- lifecycle ---- */
+
+int server_init(struct server *s, const struct server_config *cfg, struct loop *loop)
+{
+    memset(s, 0, sizeof *s);
+    s->cfg = cfg;
+    s->loop = loop;
+    s->mvcc = mvcc_new();
+    if (!s->mvcc)
+        return -1;
+    return 0;
+}
+
+void server_close(struct server *s)
+{
+    while (s->conns) {
+        struct server_conn *c = s->conns;
+        conn_close(c);
+        /* not inside the loop any more: free now */
+        s->conns = c->next;
+        mem_free(c);
+    }
+    for (size_t i = 0; i < s->n_listeners; i++) {
+        loop_del_fd(s->loop, s->listeners[i].fd);
+        close(s->listeners[i].fd);
+    }
+    mem_free(s->listeners);
+    s->listeners = NULL;
+    s->n_listeners = 0;
+    mvcc_free(s->mvcc);
+    s->mvcc = NULL;
+}
+
+/* ---- connections ---- */
+
+static void conn_set_events(struct server_conn *c, bool rd, bool wr)
+{
+    if (c->dead || (rd == c->reading && wr == c->writing))
+        return;
+    c->reading = rd;
+    c->writing = wr;
+    loop_mod_fd(c->srv->loop, c->fd, (rd ? EPOLLIN : 0) | (wr ? EPOLLOUT : 0));
+}
+
+static void conn_unlink_free(struct server_conn *c)
+{
+    struct server *s = c->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->n_conns--;
+    mem_free(c);
+}
+
+static void deferred_flush(struct loop *l, void *arg)
+{
+    (void)l;
+    struct server_conn *c = arg;
+    c->flush_pending = false;
+    if (c->dead) {
+        conn_unlink_free(c);
+        return;
+    }
+    conn_flush(c);
+}
+
+static void conn_schedule_flush(struct server_conn *c)
+{
+    if (c->flush_pending)
+        return;
+    if (loop_defer(c->srv->loop, deferred_flush, c) < 0) {
+        conn_flush(c); /* no memory to defer: write now */
+        return;
+    }
+    c->flush_pending = true;
+}
+
+static void grpc_wake(void *owner)
+{
+    conn_schedule_flush(owner);
+}
+
+/* Releases everything but the struct itself, which is freed by the pending
+ * deferred flush (callbacks later in this turn may still hold it). */
+static void conn_close(struct server_conn *c)
+{
+    if (c->dead)
+        return;
+    c->dead = true;
+    loop_del_fd(c->srv->loop, c->fd);
+    close(c->fd);
+    grpc_conn_free(c->gc);
+    c->gc = NULL;
+    h2_conn_free(c->h2);
+    c->h2 = NULL;
+    mem_buf_free(&c->in);
+    mem_buf_free(&c->http_out);
+    if (!c->flush_pending && loop_defer(c->srv->loop, deferred_flush, c) == 0)
+        c->flush_pending = true;
+    /* if even that failed the struct leaks rather than dangling */
+}
+
+/* Writes as much pending output as the socket takes. */
+static void conn_flush(struct server_conn *c)
+{
+    size_t pending = 0;
+    for (;;) {
+        const uint8_t *p;
+        size_t n;
+        if (c->mode == CONN_H2) {
+            p = h2_conn_output(c->h2, &n);
+        } else {
+            p = c->http_out.data;
+            n = c->http_out.len;
+        }
+        if (n == 0)
+            break;
+        ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                pending = n;
+                break;
+            }
+            conn_close(c);
+            return;
+        }
+        if (c->mode == CONN_H2)
+            h2_conn_output_done(c->h2, (size_t)w);
+        else
+            mem_buf_consume(&c->http_out, (size_t)w);
+    }
+    if (!pending && c->close_after_write) {
+        conn_close(c);
+        return;
+    }
+    conn_set_events(c, pending < CONN_OUT_HIGH && !c->close_after_write, pending > 0);
+}
+
+static int conn_start_h2(struct server_conn *c)
+{
+    struct server *s = c->srv;
+    struct h2_config hc = {
+        .max_concurrent_streams = s->cfg->max_concurrent_streams,
+        .max_header_list_size = 64 * 1024,
+    };
+    c->h2 = h2_conn_new(H2_SERVER, &hc);
+    if (!c->h2)
+        return -1;
+    struct grpc_limits gl = {.max_recv_msg = s->cfg->max_request_bytes + GRPC_OVERHEAD};
+    c->gc = grpc_conn_new(c->h2, rpc_methods, &gl, s, grpc_wake, c);
+    if (!c->gc)
+        return -1;
+    c->mode = CONN_H2;
+    return 0;
+}
+
+/* Consumes what it can of c->in.  -1: close the connection now. */
+static int conn_process(struct server_conn *c)
+{
+    size_t off = 0;
+    int rc = 0;
+    if (c->mode == CONN_SNIFF) {
+        size_t n = c->in.len < H2_PREFACE_LEN ? c->in.len : H2_PREFACE_LEN;
+        if (memcmp(c->in.data, H2_PREFACE, n))
+            c->mode = CONN_HTTP;
+        else if (n == H2_PREFACE_LEN) {
+            if (conn_start_h2(c) < 0)
+                return -1;
+        } else
+            return 0;
+    }
+    if (c->mode == CONN_H2) {
+        while (off < c->in.len) {
+            struct h2_event ev;
+            int r = h2_conn_feed(c->h2, c->in.data + off, c->in.len - off, &ev);
+            if (r < 0) {
+                c->close_after_write = true; /* GOAWAY is queued */
+                break;
+            }
+            if (r == 0)
+                break;
+            off += (size_t)r;
+            if (ev.type != H2_EV_NONE && grpc_conn_event(c->gc, &ev) < 0) {
+                h2_conn_goaway(c->h2, H2_INTERNAL_ERROR);
+                c->close_after_write = true;
+                break;
+            }
+        }
+    } else {
+        struct http_limits hl = {.max_body = c->srv->cfg->max_request_bytes};
+        while (off < c->in.len && !c->close_after_write) {
+            bool cl = false;
+            int r = http_feed(&hl, c->in.data + off, c->in.len - off, &c->http_out, &cl);
+            if (r < 0) {
+                rc = -1;
+                break;
+            }
+            if (r == 0)
+                break;
+            off += (size_t)r;
+            if (cl)
+                c->close_after_write = true;
+        }
+    }
+    mem_buf_consume(&c->in, off);
+    return rc;
+}
+
+static void conn_event(struct loop *l, int fd, uint32_t events, void *arg)
+{
+    (void)l;
+    (void)fd;
+    struct server_conn *c = arg;
+    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+        for (int rounds = 0; rounds < 4 && !c->close_after_write; rounds++) {
+            if (mem_buf_reserve(&c->in, CONN_READ_CHUNK) < 0) {
+                conn_close(c);
+                return;
+            }
+            ssize_t r = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
+            if (r == 0) {
+                conn_close(c);
+                return;
+            }
+            if (r < 0) {
+                if (errno == EINTR)
+                    continue;
+                if (errno == EAGAIN || errno == EWOULDBLOCK)
+                    break;
+                conn_close(c);
+                return;
+            }
+            c->in.len += (size_t)r;
+            if (conn_process(c) < 0) {
+                conn_close(c);
+                return;
+            }
+            if ((size_t)r < CONN_READ_CHUNK)
+                break;
+        }
+    }
+    if (c->dead)
+        return;
+    conn_schedule_flush(c);
+}
+
+static void accept_event(struct loop *l, int fd, uint32_t events, void *arg)
+{
+    (void)events;
+    struct server_listener *ls = arg;
+    struct server *s = ls->srv;
+    for (int i = 0; i < 64; i++) {
+        int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd < 0)
+            return; /* EAGAIN, or out of fds: the next event retries */
+        int one = 1;
+        setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        struct server_conn *c = mem_calloc(1, sizeof *c);
+        if (!c) {
+            close(cfd);
+            continue;
+        }
+        c->srv = s;
+        c->fd = cfd;
+        c->reading = true;
+        if (loop_add_fd(l, cfd, EPOLLIN, conn_event, c) < 0) {
+            close(cfd);
+            mem_free(c);
+            continue;
+        }
+        c->next = s->conns;
+        if (s->conns)
+            s->conns->prev = c;
+        s->conns = c;
+        s->n_conns++;
+    }
+}
+
+/* ---- listeners ---- */
+
+static int listen_one(struct server *s, const char *url, char *err, size_t cap)
+{
+    char host[256];
+    int port;
+    bool tls;
+    if (server_parse_url(url, host, sizeof host, &port, &tls) < 0) {
+        snprintf(err, cap, "error verifying flags, invalid URL \"%s\": expected http://host:port", url);
+        return -1;
+    }
+    if (tls) {
+        snprintf(err, cap, "TLS listeners (%s) are not supported by this build", url);
+        return -1;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    int gr = getaddrinfo(host[0] ? host : NULL, portstr, &hints, &res);
+    if (gr != 0) {
+        snprintf(err, cap, "listen tcp %s:%d: %s", host, port, gai_strerror(gr));
+        return -1;
+    }
+    int fd = -1;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            continue;
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0)
+            break;
+        snprintf(err, cap, "listen tcp %s:%d: bind: %s", host, port, strerror(errno));
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0)
+        return -1;
+    struct server_listener *nl = mem_realloc(s->listeners, (s->n_listeners + 1) * sizeof *nl);
+    if (!nl) {
+        close(fd);
+        snprintf(err, cap, "out of memory");
+        return -1;
+    }
+    s->listeners = nl;
+    /* the loop holds pointers to listeners: register only after the array
+     * stops moving (see server_listen) */
+    nl[s->n_listeners++] = (struct server_listener){fd, s};
+    return 0;
+}
+
+int server_listen(struct server *s, char *err, size_t cap)
+{
+    for (size_t i = 0; i < s->cfg->n_listen_client_urls; i++)
+        if (listen_one(s, s->cfg->listen_client_urls[i], err, cap) < 0)
+            return -1;
+    for (size_t i = 0; i < s->n_listeners; i++)
+        if (loop_add_fd(s->loop, s->listeners[i].fd, EPOLLIN, accept_event, &s->listeners[i]) < 0) {
+            snprintf(err, cap, "epoll: %s", strerror(errno));
+            return -1;
+        }
+    return 0;
+}

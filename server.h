@@ -1,0 +1,60 @@
+/* server.h - the running server: its identity, its stores and its client
+ * listeners and connections.  server.c owns the sockets: it accepts client
+ * connections, tells HTTP/2 from HTTP/1.1 by the preface, and drives h2.c +
+ * grpc.c or http.c for each; rpc.c's handlers reach the state through
+ * struct server. */
+#ifndef ETCD_SERVER_H
+#define ETCD_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "loop.h"
+#include "mvcc.h"
+
+#define SERVER_MAX_URLS 16
+
+struct server_config {
+    const char *name;
+    const char *data_dir;
+    const char *listen_client_urls[SERVER_MAX_URLS];
+    size_t n_listen_client_urls;
+    const char *advertise_client_urls[SERVER_MAX_URLS];
+    size_t n_advertise_client_urls;
+    const char *peer_urls[SERVER_MAX_URLS]; /* this member's advertised peer URLs */
+    size_t n_peer_urls;
+    size_t max_request_bytes;
+    int max_txn_ops;
+    uint32_t max_concurrent_streams;
+};
+
+struct server {
+    const struct server_config *cfg;
+    struct loop *loop;
+    struct mvcc *mvcc; /* owned */
+    uint64_t member_id;
+    uint64_t cluster_id;
+    uint64_t raft_term;
+    uint64_t raft_index; /* index of the last entry applied */
+    struct server_listener *listeners; /* owned */
+    size_t n_listeners;
+    struct server_conn *conns; /* owned list of open client connections */
+    size_t n_conns;
+};
+
+/* Creates the stores.  0 or -1 (OOM). */
+int server_init(struct server *s, const struct server_config *cfg, struct loop *loop)
+    __attribute__((warn_unused_result));
+
+/* Binds every --listen-client-urls address.  0, or -1 with a message in
+ * err (cap bytes), e.g. "listen tcp 127.0.0.1:2379: bind: address already in use". */
+int server_listen(struct server *s, char *err, size_t cap) __attribute__((warn_unused_result));
+
+/* Closes listeners and connections and frees the stores. */
+void server_close(struct server *s);
+
+/* Parses "http://host:port" into host (cap bytes) and port; 0 or -1. */
+int server_parse_url(const char *url, char *host, size_t cap, int *port, bool *tls);
+
+#endif
