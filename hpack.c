@@ -273,6 +273,10 @@ static uint8_t *hpack_huffman_encode(const uint8_t *s, size_t n, uint8_t *dst)
     return dst;
 }
 
+/* Decodes p[0..n) into dst, which has room for n * 8 / 5 + 1 bytes (no code
+ * is shorter than 5 bits).  Returns the length, or HPACK_ERR_COMPRESSION for
+ * EOS in the string, padding over 7 bits or padding that is not all ones
+ * (RFC 7541 section 5.2). */
 static long hpack_huffman_decode(const uint8_t *p, size_t n, uint8_t *dst)
 {
     /* acc is a left-justified window onto the input; nbits of it are real */

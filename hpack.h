@@ -49,7 +49,7 @@ struct hpack_table {
     uint8_t *ht_buf;             /* owned; 2 * ht_limit bytes, allocated on first insert */
     size_t ht_start, ht_end;     /* live bytes in ht_buf */
     struct hpack_entry *ht_ents; /* owned ring, oldest at ht_first */
-    size_t ht_ents_cap;          /* power of two, > ht_limit / 32 */
+    size_t ht_ents_cap;          /* power of two, >= ht_limit / 32 (the most entries) */
     size_t ht_first, ht_n;
     size_t ht_size;  /* sum of (name + value + 32) over the entries */
     size_t ht_max;   /* current maximum size, set by size updates */

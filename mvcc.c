@@ -143,7 +143,12 @@ struct mvcc {
     size_t mv_cap_hits;
     bool (*mv_lease_exists)(void *ctx, int64_t lease);
     void *mv_lease_ctx;
+    size_t mv_bytes; /* what mvcc_bytes reports, kept as revisions come and go */
 };
+
+/* What mvcc_bytes counts for a key record and for each of its revisions. */
+#define MVCC_KEY_BYTES(k) (sizeof(struct mvcc_key) + (k)->k_len)
+#define MVCC_VER_BYTES(v) (sizeof(struct mvcc_ver) + (v)->v_vlen)
 
 /* Which member of a RequestOp is set.  api.h promises exactly one; should a
  * caller set several, every pass (path, checks, apply, validation) picks the
@@ -918,6 +923,11 @@ int64_t mvcc_compact_rev(const struct mvcc *m)
     return m->mv_compact < 0 ? 0 : m->mv_compact;
 }
 
+size_t mvcc_bytes(const struct mvcc *m)
+{
+    return m->mv_bytes;
+}
+
 void mvcc_set_lease_check(struct mvcc *m, bool (*exists)(void *ctx, int64_t lease), void *ctx)
 {
     m->mv_lease_exists = exists;
@@ -989,6 +999,7 @@ static int mvcc_wtxn_put(struct mvcc_wtxn *tx, struct mvcc_key *k, const struct 
             goto fail;
         }
         mvcc_tree_insert(&m->mv_tree, k, path);
+        m->mv_bytes += MVCC_KEY_BYTES(k);
     }
 
     const struct mvcc_ver *prev = mvcc_key_latest(k);
@@ -1000,6 +1011,7 @@ static int mvcc_wtxn_put(struct mvcc_wtxn *tx, struct mvcc_key *k, const struct 
     v->v_lease = lease;
     v->v_value = copy;
     v->v_vlen = vlen;
+    m->mv_bytes += MVCC_VER_BYTES(v);
     m->mv_changes[m->mv_n_changes].c_key = k;
     m->mv_changes[m->mv_n_changes].c_idx = k->k_n;
     m->mv_n_changes++;
@@ -1024,6 +1036,7 @@ static int mvcc_wtxn_tombstone(struct mvcc_wtxn *tx, struct mvcc_key *k)
     memset(v, 0, sizeof *v);
     v->v_main = tx->w_begin + 1;
     v->v_sub = (int64_t)m->mv_n_changes;
+    m->mv_bytes += MVCC_VER_BYTES(v);
     m->mv_changes[m->mv_n_changes].c_key = k;
     m->mv_changes[m->mv_n_changes].c_idx = k->k_n;
     m->mv_n_changes++;
@@ -1048,6 +1061,7 @@ static void mvcc_wtxn_abort(struct mvcc_wtxn *tx)
         struct mvcc_key *k = c->c_key;
         assert(k->k_n == c->c_idx + 1);
         k->k_n--;
+        m->mv_bytes -= MVCC_VER_BYTES(&k->k_vers[k->k_n]);
         mem_free(k->k_vers[k->k_n].v_value);
     }
 }
@@ -1928,10 +1942,14 @@ int mvcc_compact(struct mvcc *m, int64_t rev)
     mvcc_tree_seek(t, NULL, 0, &it);
     while ((k = mvcc_iter_next(&it))) {
         size_t from = mvcc_key_compact_from(k, rev);
-        if (from == k->k_n)
+        for (size_t i = 0; i < from; i++)
+            m->mv_bytes -= MVCC_VER_BYTES(&k->k_vers[i]);
+        if (from == k->k_n) {
+            m->mv_bytes -= MVCC_KEY_BYTES(k);
             mvcc_key_free(k);
-        else
+        } else {
             mvcc_key_compact(k, from);
+        }
     }
     if (dead) {
         mvcc_node_free(t->t_root);

@@ -14,7 +14,7 @@
  * (put/delete/txn/compact) or mvcc_free.
  *
  * Errors: 0 or -ERR_x from err.h (ERR_COMPACTED, ERR_FUTURE_REV, ERR_NOMEM,
- * ERR_KEY_NOT_FOUND, and from mvcc_txn_check ERR_TOO_MANY_OPS,
+ * ERR_KEY_NOT_FOUND, ERR_LEASE_NOT_FOUND, and from mvcc_txn_check ERR_TOO_MANY_OPS,
  * ERR_DUPLICATE_KEY, ERR_EMPTY_KEY, ERR_VALUE_PROVIDED, ERR_LEASE_PROVIDED).
  * A call that fails changes nothing: the store is as it was before it, at
  * the same revision (-ERR_NOMEM included).
@@ -38,6 +38,11 @@ void mvcc_free(struct mvcc *m);
 int64_t mvcc_rev(const struct mvcc *m);
 /* Last compacted revision, 0 if never compacted. */
 int64_t mvcc_compact_rev(const struct mvcc *m);
+/* Bytes of keys, values and per-revision bookkeeping the store holds (0 when
+ * empty): Status' dbSize/dbSizeInUse until the store sits on db.c, whose
+ * file size etcd reports instead.  Goes down on compaction only, as etcd's
+ * in-use size does.  O(1). */
+size_t mvcc_bytes(const struct mvcc *m);
 
 /* Optional: how mvcc_txn asks whether a lease exists.  etcd checks, before
  * applying a txn, every put with a non-zero lease on the branches the txn
@@ -88,7 +93,9 @@ int mvcc_txn_check(const struct api_txn_req *req, int max_ops) MEM_MUST_CHECK;
  * before the txn; then, over the ops the txn will run, puts are checked
  * (ignore_value/ignore_lease on a key missing before the txn ->
  * -ERR_KEY_NOT_FOUND; the lease hook -> -ERR_LEASE_NOT_FOUND), then ranges
- * (revision > current -> -ERR_FUTURE_REV, < compacted -> -ERR_COMPACTED).
+ * with a non-zero revision (> current -> -ERR_FUTURE_REV; below etcd's
+ * compactMainRev, which is -1 before any compaction -> -ERR_COMPACTED, so a
+ * negative revision that reads the latest at top level can fail here).
  * Nested op responses get arena headers holding only the revision; nested
  * txn responses an all-zero header.  An ignore_* put whose key an earlier op
  * of the same txn deleted (etcd panics there) fails the whole txn with

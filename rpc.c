@@ -71,6 +71,12 @@ static bool lease_missing(int64_t lease)
     return lease != 0;
 }
 
+bool rpc_lease_exists(void *ctx, int64_t lease)
+{
+    (void)ctx;
+    return !lease_missing(lease);
+}
+
 static void kv_put(struct grpc_call *call, void *reqp)
 {
     struct server *s = grpc_call_ctx(call);
@@ -131,24 +137,6 @@ static bool txn_writes(const struct api_txn_req *t)
     return false;
 }
 
-/* True if a put in the branch the txn will take names an unknown lease.
- * Both branches are checked, as etcd's applier checks every put of the
- * txn's requests before running it. */
-static bool txn_lease_missing(const struct api_txn_req *t)
-{
-    const struct api_request_op *branches[2] = {t->success, t->failure};
-    size_t counts[2] = {t->n_success, t->n_failure};
-    for (int b = 0; b < 2; b++)
-        for (size_t i = 0; i < counts[b]; i++) {
-            const struct api_request_op *op = &branches[b][i];
-            if (op->request_put && lease_missing(op->request_put->lease))
-                return true;
-            if (op->request_txn && txn_lease_missing(op->request_txn))
-                return true;
-        }
-    return false;
-}
-
 static void kv_txn(struct grpc_call *call, void *reqp)
 {
     struct server *s = grpc_call_ctx(call);
@@ -161,8 +149,6 @@ static void kv_txn(struct grpc_call *call, void *reqp)
         if (too_large(s, &api_txn_req_desc, req))
             return fail(call, ERR_REQUEST_TOO_LARGE);
         s->raft_index++;
-        if (txn_lease_missing(req))
-            return fail(call, ERR_LEASE_NOT_FOUND);
     }
     struct api_txn_resp resp = {.header = new_header(call)};
     if (!resp.header)

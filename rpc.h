@@ -11,4 +11,7 @@
  * the connection's ctx. */
 extern const struct grpc_method rpc_methods[];
 
+/* The lease lookup mvcc_txn uses for puts inside a txn (mvcc.h's hook). */
+bool rpc_lease_exists(void *ctx, int64_t lease);
+
 #endif

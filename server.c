@@ -108,6 +108,7 @@ int server_init(struct server *s, const struct server_config *cfg, struct loop *
     s->mvcc = mvcc_new();
     if (!s->mvcc)
         return -1;
+    mvcc_set_lease_check(s->mvcc, rpc_lease_exists, s);
     return 0;
 }
 

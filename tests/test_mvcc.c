@@ -157,11 +157,16 @@ static void check_tree(const struct mvcc *m)
     const struct mvcc_node *leaf = NULL;
     assert_int_equal(check_node(t->t_root, 0, t->t_height, &prev, &leaf), t->t_n_keys);
     assert_null(leaf->n_next);
-    /* every record's revisions ascend and carry consistent versions */
+    /* every record's revisions ascend and carry consistent versions, and
+     * mvcc_bytes adds up */
     struct mvcc_iter it;
     struct mvcc_key *k;
+    size_t bytes = 0;
     mvcc_tree_seek(t, NULL, 0, &it);
     while ((k = mvcc_iter_next(&it))) {
+        bytes += MVCC_KEY_BYTES(k);
+        for (size_t i = 0; i < k->k_n; i++)
+            bytes += MVCC_VER_BYTES(&k->k_vers[i]);
         for (size_t i = 1; i < k->k_n; i++) {
             const struct mvcc_ver *a = &k->k_vers[i - 1], *b = &k->k_vers[i];
             assert_true(a->v_main < b->v_main || (a->v_main == b->v_main && a->v_sub < b->v_sub));
@@ -171,6 +176,7 @@ static void check_tree(const struct mvcc *m)
                 assert_int_equal(b->v_create, b->v_main);
         }
     }
+    assert_int_equal(mvcc_bytes(m), bytes);
 }
 
 /* A canonical dump of the store: revisions, then every record with its
@@ -232,6 +238,7 @@ static void test_new_store(void **state)
     assert_non_null(m);
     assert_int_equal(mvcc_rev(m), 1);
     assert_int_equal(mvcc_compact_rev(m), 0);
+    assert_int_equal(mvcc_bytes(m), 0);
     struct api_range_resp r = get_at(m, "a", 0);
     assert_int_equal(r.count, 0);
     assert_int_equal(r.n_kvs, 0);
@@ -623,8 +630,11 @@ static void test_compact(void **state)
     assert_int_equal(r.kvs[0].version, 3);
     assert_int_equal(r.kvs[0].create_revision, 8);
 
+    size_t before = mvcc_bytes(m);
     del(m, BS("\0"), BS("\0"), NULL);
+    assert_true(mvcc_bytes(m) > before); /* tombstones until compacted */
     assert_int_equal(mvcc_compact(m, mvcc_rev(m)), 0);
+    assert_int_equal(mvcc_bytes(m), 0);
     assert_int_equal(m->mv_tree.t_n_keys, 0);
     assert_null(m->mv_tree.t_root);
     check_tree(m);

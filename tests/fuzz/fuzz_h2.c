@@ -2,11 +2,12 @@
  *
  * The first input byte picks the role (server: the preface and an empty
  * SETTINGS are fed first so the fuzzer starts past them; client: a request
- * is opened first) and how the rest is cut into reads.  The connection is
+ * is opened first), smaller windows, and how the rest is cut into reads.  The connection is
  * driven the way the server and client drive it: every request is answered
  * with headers, data and trailers, some streams are reset, the output is
  * drained every few frames.
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -25,11 +26,12 @@ static const struct h2_header fz_resp[] = {
 };
 static const struct h2_header fz_trailers[] = {{"grpc-status", 11, "0", 1}};
 
-static void fz_drain(struct h2_conn *c)
+/* Writes all of the output, or only part of it, like a full socket. */
+static void fz_drain(struct h2_conn *c, bool all)
 {
     size_t len;
     h2_conn_output(c, &len);
-    h2_conn_output_done(c, len);
+    h2_conn_output_done(c, all ? len : len / 2);
 }
 
 static void fz_react(struct h2_conn *c, const struct h2_event *ev, unsigned k)
@@ -77,8 +79,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (client) {
         int64_t id = h2_conn_request(c, fz_req, 5, mode & 4);
         (void)id;
-    } else if (mem_buf_append(&in, H2_PREFACE "\0\0\0\4\0\0\0\0\0", H2_PREFACE_LEN + 9) < 0) {
-        goto out;
+    } else if (mem_buf_append(&in, H2_PREFACE "\0\0\0\4\0\0\0\0\0\0\0\0\4\1\0\0\0\0",
+                              H2_PREFACE_LEN + 18) < 0) {
+        goto out; /* preface, SETTINGS and the ACK of ours, so our windows apply */
     }
     size_t chunk = (mode >> 3) ? (size_t)(mode >> 3) * 7 : size + 1;
     size_t pos = 0;
@@ -99,13 +102,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 fz_react(c, &ev, k);
             mem_buf_consume(&in, (size_t)r);
             if (++k % 4 == 0)
-                fz_drain(c);
+                fz_drain(c, k % 8 == 0);
         }
         if (take == 0)
             break;
     }
 out:
-    fz_drain(c);
+    fz_drain(c, true);
     h2_conn_free(c);
     mem_buf_free(&in);
     return 0;
