@@ -110,7 +110,7 @@ def normalize(out, srv):
     s = out.decode(errors="replace")
     s = s.replace(srv.endpoint, "ENDPOINT")
     s = re.sub(r'"dbSize(InUse)?":\d+', '"dbSize":N', s)
-    s = re.sub(r"\d+(\.\d+)? [kMG]?B", "SIZE", s)
+    s = re.sub(r" *\d+(\.\d+)? [kMG]?B", " SIZE", s)
     s = re.sub(r"took = [0-9.]+[mµn]?s", "took = T", s)
     return s
 
