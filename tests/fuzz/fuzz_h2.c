@@ -7,13 +7,14 @@
  * with headers, data and trailers, some streams are reset, the output is
  * drained every few frames.
  */
+// deps: h2.c hpack.c mem.c
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
-#include "../../h2.h"
-#include "../../mem.h"
+#include "h2.h"
+#include "mem.h"
 
 static const struct h2_header fz_req[] = {
     {":method", 7, "POST", 4},         {":scheme", 7, "http", 4},

@@ -5,12 +5,13 @@
  * Input: one byte choosing the table size, then blocks, each preceded by a
  * two-byte length.
  */
+// deps: hpack.c mem.c
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../hpack.h"
+#include "hpack.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
