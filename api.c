@@ -1,8 +1,10 @@
 /* api.c - the pb.c descriptor tables for the structs in api.h: etcd 3.4's
  * client-facing messages (rpc.proto, kv.proto, auth.proto, v3lock.proto,
  * v3election.proto).  Field numbers and types are those of the .proto files;
- * string is PB_BYTES.  It owns only data: no behaviour, and not the peer
- * messages (raftpb, raft_internal), which are described where they are used.
+ * string is PB_BYTES.  Also the peer and disk messages: raftpb, walpb,
+ * snappb, etcdserver.proto's Request/Metadata (proto2, PB_PROTO2) and
+ * raft_internal.proto's InternalRaftRequest.  It owns only data: no
+ * behaviour.
  *
  * Every table lists its fields in field-number order (pb.h requires it), and
  * the members of a oneof are adjacent, which is how pb.c finds the group. */
@@ -662,3 +664,169 @@ static const struct pb_field api_resign_req_fields[] = {
 API_DESC(api_resign_req, "v3electionpb.ResignRequest");
 
 API_HEADER_ONLY(api_resign_resp, "v3electionpb.ResignResponse");
+
+/* ---- peer and disk messages ---- */
+
+#define P2(S, fld, n, t) \
+    { .num = (n), .type = (t), .flags = PB_PROTO2, .offset = offsetof(struct S, fld) }
+#define P2_MSG(S, fld, n, sd) \
+    { .num = (n), .type = PB_MSG, .flags = PB_PROTO2, .offset = offsetof(struct S, fld), .sub = &(sd) }
+#define P2_REPEATED(S, fld, n, t)                                                        \
+    { .num = (n), .type = (t), .flags = PB_REPEATED | PB_PROTO2,                            \
+      .offset = offsetof(struct S, fld), .count_offset = offsetof(struct S, n_##fld) }
+#define P2_REPEATED_MSG(S, fld, n, sd)                                                   \
+    { .num = (n), .type = PB_MSG, .flags = PB_REPEATED | PB_PROTO2,                         \
+      .offset = offsetof(struct S, fld), .count_offset = offsetof(struct S, n_##fld), .sub = &(sd) }
+
+static const struct pb_field api_raft_entry_fields[] = {
+    P2(api_raft_entry, Type, 1, PB_ENUM),
+    P2(api_raft_entry, Term, 2, PB_UINT64),
+    P2(api_raft_entry, Index, 3, PB_UINT64),
+    P2(api_raft_entry, Data, 4, PB_BYTES),
+};
+API_DESC(api_raft_entry, "raftpb.Entry");
+
+static const struct pb_field api_raft_hard_state_fields[] = {
+    P2(api_raft_hard_state, term, 1, PB_UINT64),
+    P2(api_raft_hard_state, vote, 2, PB_UINT64),
+    P2(api_raft_hard_state, commit, 3, PB_UINT64),
+};
+API_DESC(api_raft_hard_state, "raftpb.HardState");
+
+static const struct pb_field api_raft_conf_state_fields[] = {
+    P2_REPEATED(api_raft_conf_state, voters, 1, PB_UINT64),
+    P2_REPEATED(api_raft_conf_state, learners, 2, PB_UINT64),
+    P2_REPEATED(api_raft_conf_state, voters_outgoing, 3, PB_UINT64),
+    P2_REPEATED(api_raft_conf_state, learners_next, 4, PB_UINT64),
+    P2(api_raft_conf_state, auto_leave, 5, PB_BOOL),
+};
+API_DESC(api_raft_conf_state, "raftpb.ConfState");
+
+static const struct pb_field api_raft_snapshot_metadata_fields[] = {
+    P2_MSG(api_raft_snapshot_metadata, conf_state, 1, api_raft_conf_state_desc),
+    P2(api_raft_snapshot_metadata, index, 2, PB_UINT64),
+    P2(api_raft_snapshot_metadata, term, 3, PB_UINT64),
+};
+API_DESC(api_raft_snapshot_metadata, "raftpb.SnapshotMetadata");
+
+static const struct pb_field api_raft_snapshot_fields[] = {
+    P2(api_raft_snapshot, data, 1, PB_BYTES),
+    P2_MSG(api_raft_snapshot, metadata, 2, api_raft_snapshot_metadata_desc),
+};
+API_DESC(api_raft_snapshot, "raftpb.Snapshot");
+
+static const struct pb_field api_raft_message_fields[] = {
+    P2(api_raft_message, type, 1, PB_ENUM),
+    P2(api_raft_message, to, 2, PB_UINT64),
+    P2(api_raft_message, from, 3, PB_UINT64),
+    P2(api_raft_message, term, 4, PB_UINT64),
+    P2(api_raft_message, logTerm, 5, PB_UINT64),
+    P2(api_raft_message, index, 6, PB_UINT64),
+    P2_REPEATED_MSG(api_raft_message, entries, 7, api_raft_entry_desc),
+    P2(api_raft_message, commit, 8, PB_UINT64),
+    P2_MSG(api_raft_message, snapshot, 9, api_raft_snapshot_desc),
+    P2(api_raft_message, reject, 10, PB_BOOL),
+    P2(api_raft_message, rejectHint, 11, PB_UINT64),
+    P2(api_raft_message, context, 12, PB_BYTES),
+};
+API_DESC(api_raft_message, "raftpb.Message");
+
+static const struct pb_field api_raft_conf_change_fields[] = {
+    P2(api_raft_conf_change, ID, 1, PB_UINT64),
+    P2(api_raft_conf_change, type, 2, PB_ENUM),
+    P2(api_raft_conf_change, NodeID, 3, PB_UINT64),
+    P2(api_raft_conf_change, context, 4, PB_BYTES),
+};
+API_DESC(api_raft_conf_change, "raftpb.ConfChange");
+
+static const struct pb_field api_wal_record_fields[] = {
+    P2(api_wal_record, type, 1, PB_INT64),
+    P2(api_wal_record, crc, 2, PB_UINT32),
+    P2(api_wal_record, data, 3, PB_BYTES),
+};
+API_DESC(api_wal_record, "walpb.Record");
+
+static const struct pb_field api_wal_snapshot_fields[] = {
+    P2(api_wal_snapshot, index, 1, PB_UINT64),
+    P2(api_wal_snapshot, term, 2, PB_UINT64),
+};
+API_DESC(api_wal_snapshot, "walpb.Snapshot");
+
+static const struct pb_field api_snap_snapshot_fields[] = {
+    P2(api_snap_snapshot, crc, 1, PB_UINT32),
+    P2(api_snap_snapshot, data, 2, PB_BYTES),
+};
+API_DESC(api_snap_snapshot, "snappb.snapshot");
+
+static const struct pb_field api_metadata_fields[] = {
+    P2(api_metadata, NodeID, 1, PB_UINT64),
+    P2(api_metadata, ClusterID, 2, PB_UINT64),
+};
+API_DESC(api_metadata, "etcdserverpb.Metadata");
+
+static const struct pb_field api_v2_request_fields[] = {
+    P2(api_v2_request, ID, 1, PB_UINT64),
+    P2(api_v2_request, Method, 2, PB_BYTES),
+    P2(api_v2_request, Path, 3, PB_BYTES),
+    P2(api_v2_request, Val, 4, PB_BYTES),
+    P2(api_v2_request, Dir, 5, PB_BOOL),
+    P2(api_v2_request, PrevValue, 6, PB_BYTES),
+    P2(api_v2_request, PrevIndex, 7, PB_UINT64),
+    API_ONEOF(api_v2_request, PrevExist, 8, PB_BOOL),
+    P2(api_v2_request, Expiration, 9, PB_INT64),
+    P2(api_v2_request, Wait, 10, PB_BOOL),
+    P2(api_v2_request, Since, 11, PB_UINT64),
+    P2(api_v2_request, Recursive, 12, PB_BOOL),
+    P2(api_v2_request, Sorted, 13, PB_BOOL),
+    P2(api_v2_request, Quorum, 14, PB_BOOL),
+    P2(api_v2_request, Time, 15, PB_INT64),
+    P2(api_v2_request, Stream, 16, PB_BOOL),
+    API_ONEOF(api_v2_request, Refresh, 17, PB_BOOL),
+};
+API_DESC(api_v2_request, "etcdserverpb.Request");
+
+static const struct pb_field api_request_header_fields[] = {
+    API_FIELD(api_request_header, ID, 1, PB_UINT64),
+    API_FIELD(api_request_header, username, 2, PB_BYTES),
+    API_FIELD(api_request_header, auth_revision, 3, PB_UINT64),
+};
+API_DESC(api_request_header, "etcdserverpb.RequestHeader");
+
+static const struct pb_field api_internal_authenticate_req_fields[] = {
+    API_FIELD(api_internal_authenticate_req, name, 1, PB_BYTES),
+    API_FIELD(api_internal_authenticate_req, password, 2, PB_BYTES),
+    API_FIELD(api_internal_authenticate_req, simple_token, 3, PB_BYTES),
+};
+API_DESC(api_internal_authenticate_req, "etcdserverpb.InternalAuthenticateRequest");
+
+static const struct pb_field api_internal_raft_req_fields[] = {
+    API_FIELD(api_internal_raft_req, ID, 1, PB_UINT64),
+    API_MSG(api_internal_raft_req, v2, 2, api_v2_request_desc),
+    API_MSG(api_internal_raft_req, range, 3, api_range_req_desc),
+    API_MSG(api_internal_raft_req, put, 4, api_put_req_desc),
+    API_MSG(api_internal_raft_req, delete_range, 5, api_delete_req_desc),
+    API_MSG(api_internal_raft_req, txn, 6, api_txn_req_desc),
+    API_MSG(api_internal_raft_req, compaction, 7, api_compaction_req_desc),
+    API_MSG(api_internal_raft_req, lease_grant, 8, api_lease_grant_req_desc),
+    API_MSG(api_internal_raft_req, lease_revoke, 9, api_lease_revoke_req_desc),
+    API_MSG(api_internal_raft_req, alarm, 10, api_alarm_req_desc),
+    API_MSG(api_internal_raft_req, lease_checkpoint, 11, api_lease_checkpoint_req_desc),
+    API_MSG(api_internal_raft_req, header, 100, api_request_header_desc),
+    API_MSG(api_internal_raft_req, auth_enable, 1000, api_auth_enable_req_desc),
+    API_MSG(api_internal_raft_req, auth_disable, 1011, api_auth_disable_req_desc),
+    API_MSG(api_internal_raft_req, authenticate, 1012, api_internal_authenticate_req_desc),
+    API_MSG(api_internal_raft_req, auth_user_add, 1100, api_auth_user_add_req_desc),
+    API_MSG(api_internal_raft_req, auth_user_delete, 1101, api_auth_user_delete_req_desc),
+    API_MSG(api_internal_raft_req, auth_user_get, 1102, api_auth_user_get_req_desc),
+    API_MSG(api_internal_raft_req, auth_user_change_password, 1103, api_auth_user_change_password_req_desc),
+    API_MSG(api_internal_raft_req, auth_user_grant_role, 1104, api_auth_user_grant_role_req_desc),
+    API_MSG(api_internal_raft_req, auth_user_revoke_role, 1105, api_auth_user_revoke_role_req_desc),
+    API_MSG(api_internal_raft_req, auth_user_list, 1106, api_auth_user_list_req_desc),
+    API_MSG(api_internal_raft_req, auth_role_list, 1107, api_auth_role_list_req_desc),
+    API_MSG(api_internal_raft_req, auth_role_add, 1200, api_auth_role_add_req_desc),
+    API_MSG(api_internal_raft_req, auth_role_delete, 1201, api_auth_role_delete_req_desc),
+    API_MSG(api_internal_raft_req, auth_role_get, 1202, api_auth_role_get_req_desc),
+    API_MSG(api_internal_raft_req, auth_role_grant_permission, 1203, api_auth_role_grant_permission_req_desc),
+    API_MSG(api_internal_raft_req, auth_role_revoke_permission, 1204, api_auth_role_revoke_permission_req_desc),
+};
+API_DESC(api_internal_raft_req, "etcdserverpb.InternalRaftRequest");

@@ -805,4 +805,177 @@ extern const struct pb_msgdesc api_leader_resp_desc;
 extern const struct pb_msgdesc api_resign_req_desc;
 extern const struct pb_msgdesc api_resign_resp_desc;
 
+/* ---- peer and disk messages (proto2 unless noted; see pb.h "proto2") ---- */
+
+enum api_entry_type { API_ENTRY_NORMAL = 0, API_ENTRY_CONF_CHANGE = 1, API_ENTRY_CONF_CHANGE_V2 = 2 };
+
+struct api_raft_entry { /* raftpb.Entry */
+    int32_t Type;          /* enum api_entry_type */
+    uint64_t Term;
+    uint64_t Index;
+    struct pb_bytes Data;  /* nullable: p == NULL = absent */
+};
+
+struct api_raft_hard_state { /* raftpb.HardState */
+    uint64_t term;
+    uint64_t vote;
+    uint64_t commit;
+};
+
+struct api_raft_conf_state { /* raftpb.ConfState (repeated scalars unpacked) */
+    uint64_t *voters;
+    size_t n_voters;
+    uint64_t *learners;
+    size_t n_learners;
+    uint64_t *voters_outgoing;
+    size_t n_voters_outgoing;
+    uint64_t *learners_next;
+    size_t n_learners_next;
+    bool auto_leave;
+};
+
+struct api_raft_snapshot_metadata { /* raftpb.SnapshotMetadata */
+    struct api_raft_conf_state *conf_state; /* non-nullable: NULL = empty */
+    uint64_t index;
+    uint64_t term;
+};
+
+struct api_raft_snapshot { /* raftpb.Snapshot */
+    struct pb_bytes data;
+    struct api_raft_snapshot_metadata *metadata; /* non-nullable */
+};
+
+struct api_raft_message { /* raftpb.Message */
+    int32_t type; /* MessageType */
+    uint64_t to;
+    uint64_t from;
+    uint64_t term;
+    uint64_t logTerm;
+    uint64_t index;
+    struct api_raft_entry *entries;
+    size_t n_entries;
+    uint64_t commit;
+    struct api_raft_snapshot *snapshot; /* non-nullable */
+    bool reject;
+    uint64_t rejectHint;
+    struct pb_bytes context;
+};
+
+enum api_conf_change_type {
+    API_CONF_ADD_NODE = 0,
+    API_CONF_REMOVE_NODE = 1,
+    API_CONF_UPDATE_NODE = 2,
+    API_CONF_ADD_LEARNER_NODE = 3,
+};
+
+struct api_raft_conf_change { /* raftpb.ConfChange */
+    uint64_t ID;
+    int32_t type; /* enum api_conf_change_type */
+    uint64_t NodeID;
+    struct pb_bytes context; /* etcd: the member as JSON */
+};
+
+struct api_wal_record { /* walpb.Record */
+    int64_t type;
+    uint32_t crc;
+    struct pb_bytes data;
+};
+
+struct api_wal_snapshot { /* walpb.Snapshot */
+    uint64_t index;
+    uint64_t term;
+};
+
+struct api_snap_snapshot { /* snappb.snapshot: a .snap file */
+    uint32_t crc;
+    struct pb_bytes data;
+};
+
+struct api_metadata { /* etcdserverpb.Metadata: the WAL's metadata record */
+    uint64_t NodeID;
+    uint64_t ClusterID;
+};
+
+struct api_v2_request { /* etcdserverpb.Request (v2; etcd 3.4 still publishes with it) */
+    uint64_t ID;
+    struct pb_bytes Method; /* non-nullable strings: set p (even to "") */
+    struct pb_bytes Path;
+    struct pb_bytes Val;
+    bool Dir;
+    struct pb_bytes PrevValue;
+    uint64_t PrevIndex;
+    bool PrevExist; /* nullable */
+    bool has_PrevExist;
+    int64_t Expiration;
+    bool Wait;
+    uint64_t Since;
+    bool Recursive;
+    bool Sorted;
+    bool Quorum;
+    int64_t Time;
+    bool Stream;
+    bool Refresh; /* nullable */
+    bool has_Refresh;
+};
+
+struct api_request_header { /* etcdserverpb.RequestHeader (proto3) */
+    uint64_t ID;
+    struct pb_bytes username;
+    uint64_t auth_revision;
+};
+
+struct api_internal_authenticate_req { /* etcdserverpb.InternalAuthenticateRequest (proto3) */
+    struct pb_bytes name;
+    struct pb_bytes password;
+    struct pb_bytes simple_token;
+};
+
+/* etcdserverpb.InternalRaftRequest (proto3): what a raft entry's Data holds. */
+struct api_internal_raft_req {
+    uint64_t ID;
+    struct api_v2_request *v2;
+    struct api_range_req *range;
+    struct api_put_req *put;
+    struct api_delete_req *delete_range;
+    struct api_txn_req *txn;
+    struct api_compaction_req *compaction;
+    struct api_lease_grant_req *lease_grant;
+    struct api_lease_revoke_req *lease_revoke;
+    struct api_alarm_req *alarm;
+    struct api_lease_checkpoint_req *lease_checkpoint;
+    struct api_request_header *header;
+    struct api_auth_enable_req *auth_enable;
+    struct api_auth_disable_req *auth_disable;
+    struct api_internal_authenticate_req *authenticate;
+    struct api_auth_user_add_req *auth_user_add;
+    struct api_auth_user_delete_req *auth_user_delete;
+    struct api_auth_user_get_req *auth_user_get;
+    struct api_auth_user_change_password_req *auth_user_change_password;
+    struct api_auth_user_grant_role_req *auth_user_grant_role;
+    struct api_auth_user_revoke_role_req *auth_user_revoke_role;
+    struct api_auth_user_list_req *auth_user_list;
+    struct api_auth_role_list_req *auth_role_list;
+    struct api_auth_role_add_req *auth_role_add;
+    struct api_auth_role_delete_req *auth_role_delete;
+    struct api_auth_role_get_req *auth_role_get;
+    struct api_auth_role_grant_permission_req *auth_role_grant_permission;
+    struct api_auth_role_revoke_permission_req *auth_role_revoke_permission;
+};
+
+extern const struct pb_msgdesc api_raft_entry_desc;
+extern const struct pb_msgdesc api_raft_hard_state_desc;
+extern const struct pb_msgdesc api_raft_conf_state_desc;
+extern const struct pb_msgdesc api_raft_snapshot_metadata_desc;
+extern const struct pb_msgdesc api_raft_snapshot_desc;
+extern const struct pb_msgdesc api_raft_message_desc;
+extern const struct pb_msgdesc api_raft_conf_change_desc;
+extern const struct pb_msgdesc api_wal_record_desc;
+extern const struct pb_msgdesc api_wal_snapshot_desc;
+extern const struct pb_msgdesc api_snap_snapshot_desc;
+extern const struct pb_msgdesc api_metadata_desc;
+extern const struct pb_msgdesc api_v2_request_desc;
+extern const struct pb_msgdesc api_request_header_desc;
+extern const struct pb_msgdesc api_internal_authenticate_req_desc;
+extern const struct pb_msgdesc api_internal_raft_req_desc;
+
 #endif

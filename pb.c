@@ -63,6 +63,18 @@ static int decode_msg(const struct pb_msgdesc *d, const uint8_t *p, const uint8_
                       void *msg, struct mem_arena *a, int depth);
 static size_t tag_size(uint32_t num);
 static size_t field_size(const struct pb_field *f, const void *msg);
+/* Whether a zero scalar or empty bytes field is still written: a set oneof
+ * member; a proto2 scalar (non-nullable in gogoproto: always); proto2 bytes
+ * when non-nil. */
+static bool field_present(const struct pb_field *f, const void *msg)
+{
+    if (f->flags & PB_ONEOF)
+        return *(const bool *)((const char *)msg + f->count_offset);
+    if (f->flags & PB_PROTO2)
+        return f->type != PB_BYTES || ((const struct pb_bytes *)((const char *)msg + f->offset))->p;
+    return false;
+}
+
 static size_t msg_size(const struct pb_msgdesc *d, const void *msg);
 static uint8_t *put_varint_back(uint8_t *e, uint64_t v);
 static uint8_t *put_tag_back(uint8_t *e, uint32_t num, unsigned wt);
@@ -507,9 +519,11 @@ static size_t field_size(const struct pb_field *f, const void *msg)
                 total += ts + pb_varint_size(s) + s;
             } else {
                 total += pb_varint_size(load_scalar(f->type, item));
+                if (f->flags & PB_PROTO2)
+                    total += ts;
             }
         }
-        if (f->type == PB_BYTES || f->type == PB_MSG)
+        if (f->type == PB_BYTES || f->type == PB_MSG || (f->flags & PB_PROTO2))
             return total;
         return ts + pb_varint_size(total) + total;
     }
@@ -517,11 +531,11 @@ static size_t field_size(const struct pb_field *f, const void *msg)
     if (f->type == PB_MSG) {
         const void *sub = load_ptr(src);
         if (!sub)
-            return 0;
+            return (f->flags & PB_PROTO2) ? ts + 1 : 0;
         size_t s = msg_size(f->sub, sub);
         return ts + pb_varint_size(s) + s;
     }
-    bool has = (f->flags & PB_ONEOF) && *(const bool *)((const char *)msg + f->count_offset);
+    bool has = field_present(f, msg);
     if (f->type == PB_BYTES) {
         size_t len = ((const struct pb_bytes *)src)->len;
         if (len == 0 && !has)
@@ -593,9 +607,11 @@ static uint8_t *encode_field(const struct pb_field *f, const void *msg, uint8_t 
                 e = put_tag_back(e, f->num, WT_LEN);
             } else {
                 e = put_varint_back(e, load_scalar(f->type, item));
+                if (f->flags & PB_PROTO2)
+                    e = put_tag_back(e, f->num, WT_VARINT);
             }
         }
-        if (f->type != PB_BYTES && f->type != PB_MSG) {
+        if (f->type != PB_BYTES && f->type != PB_MSG && !(f->flags & PB_PROTO2)) {
             e = put_varint_back(e, (uint64_t)(end - e));
             e = put_tag_back(e, f->num, WT_LEN);
         }
@@ -604,14 +620,18 @@ static uint8_t *encode_field(const struct pb_field *f, const void *msg, uint8_t 
 
     if (f->type == PB_MSG) {
         const void *sub = load_ptr(src);
-        if (!sub)
-            return e;
+        if (!sub) {
+            if (!(f->flags & PB_PROTO2))
+                return e;
+            *--e = 0; /* a non-nullable proto2 message: always there */
+            return put_tag_back(e, f->num, WT_LEN);
+        }
         uint8_t *mend = e;
         e = encode_msg(f->sub, sub, e);
         e = put_varint_back(e, (uint64_t)(mend - e));
         return put_tag_back(e, f->num, WT_LEN);
     }
-    bool has = (f->flags & PB_ONEOF) && *(const bool *)((const char *)msg + f->count_offset);
+    bool has = field_present(f, msg);
     if (f->type == PB_BYTES) {
         const struct pb_bytes *b = (const struct pb_bytes *)src;
         if (b->len == 0 && !has)

@@ -46,6 +46,13 @@
  * PB_ONEOF with has set; a NULL message pointer is omitted, a non-NULL one is
  * always written, even when empty (tag + length 0); repeated scalars are
  * packed; repeated bytes and message elements are written even when empty.
+ *
+ * proto2 (raftpb, walpb, snappb, etcdserverpb.InternalRaftRequest...): a
+ * field marked PB_PROTO2 follows gogoproto's proto2 rules instead: a scalar
+ * (non-nullable) is always written, even when zero; bytes are written iff
+ * p != NULL (nil vs empty, as Go's []byte), even when empty; a message
+ * (non-nullable) is always written, NULL as an empty message; repeated
+ * scalars are written unpacked.
  */
 #ifndef ETCD_PB_H
 #define ETCD_PB_H
@@ -73,6 +80,7 @@ enum pb_type {
 enum pb_flags {
     PB_REPEATED = 1,
     PB_ONEOF = 2,
+    PB_PROTO2 = 4, /* see "proto2" above */
 };
 
 struct pb_bytes {
