@@ -14,7 +14,7 @@ CSTD     := -std=c11 -D_GNU_SOURCE
 MUSLCC   := $(shell command -v musl-gcc 2>/dev/null)
 RELCC    ?= $(if $(MUSLCC),musl-gcc,$(CC))
 RELFLAGS := $(CSTD) $(WARN) -Os -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables
-RELLD    := -static -Wl,--gc-sections -s
+RELLD    := -static -pthread -Wl,--gc-sections -s
 BEARSSL_A := /usr/lib/x86_64-linux-gnu/libbearssl.a
 # musl-gcc does not search /usr/include: give it BearSSL's headers alone
 RELINC   := $(if $(MUSLCC),-Ibuild/musl-inc,)
@@ -41,7 +41,7 @@ bin/etcd: $(RELSRCS) $(HDRS)
 
 build/test/etcd: $(SRCS) $(MAIN) $(HDRS)
 	@mkdir -p build/test
-	$(TESTCC) $(TSTFLAGS) -o $@ $(SRCS) $(MAIN) -lbearssl
+	$(TESTCC) $(TSTFLAGS) -o $@ $(SRCS) $(MAIN) -lbearssl -pthread
 
 build/test/libetcd.a: $(patsubst %.c,build/test/%.o,$(SRCS))
 	rm -f $@ && ar rcs $@ $^
@@ -51,7 +51,7 @@ build/test/%.o: %.c $(HDRS)
 	$(TESTCC) $(TSTFLAGS) -c -o $@ $<
 
 build/test/test_%: tests/test_%.c build/test/libetcd.a $(HDRS)
-	$(TESTCC) $(TSTFLAGS) -I. -o $@ $< build/test/libetcd.a -lcmocka -lbearssl
+	$(TESTCC) $(TSTFLAGS) -I. -o $@ $< build/test/libetcd.a -lcmocka -lbearssl -pthread
 
 run: deps bin/etcd
 	./bin/etcd

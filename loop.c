@@ -1,12 +1,15 @@
-/* loop.c - epoll event loop with timers, deferred work and signals (loop.h).
- * It owns the epoll and signal descriptors and the timer heap; the fds it
- * watches belong to their callers. */
+/* loop.c - epoll event loop with timers, deferred work, signals and one
+ * worker thread for blocking disk work (loop.h).  It owns the epoll, signal
+ * and event descriptors, the timer heap and the worker's job queue; the fds
+ * it watches belong to their callers. */
 #include "loop.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,9 +34,31 @@ struct loop_deferred {
     void *arg;
 };
 
+/* A job travels: loop thread -> todo queue -> worker -> done queue -> loop
+ * thread.  Both queues are guarded by the worker mutex; nothing else is
+ * shared between the threads. */
+struct loop_job {
+    loop_work_fn work;
+    loop_defer_fn done;
+    void *arg;
+    struct loop_job *next;
+};
+
+struct loop_worker {
+    pthread_t thread;
+    bool started;
+    bool quit;
+    int efd; /* eventfd: the worker finished jobs */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct loop_job *todo, **todo_tail; /* owned, FIFO */
+    struct loop_job *done, **done_tail; /* owned, FIFO */
+};
+
 struct loop {
     int epfd;
     int sigfd;
+    struct loop_worker w;
     bool stop;
     int stop_signal;
     uint64_t now;
@@ -73,9 +98,21 @@ struct loop *loop_new(void)
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = -1};
     if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->sigfd, &ev) < 0)
         goto fail_sig;
+    l->w.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (l->w.efd < 0)
+        goto fail_sig;
+    ev = (struct epoll_event){.events = EPOLLIN, .data.fd = -2};
+    if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->w.efd, &ev) < 0)
+        goto fail_efd;
+    pthread_mutex_init(&l->w.mu, NULL);
+    pthread_cond_init(&l->w.cv, NULL);
+    l->w.todo_tail = &l->w.todo;
+    l->w.done_tail = &l->w.done;
     l->now = mono_ms();
     l->next_timer_id = 1;
     return l;
+fail_efd:
+    close(l->w.efd);
 fail_sig:
     close(l->sigfd);
 fail_ep:
@@ -85,10 +122,14 @@ fail_alloc:
     return NULL;
 }
 
+static void worker_stop(struct loop *l);
+
 void loop_free(struct loop *l)
 {
     if (!l)
         return;
+    worker_stop(l);
+    close(l->w.efd);
     close(l->sigfd);
     close(l->epfd);
     mem_free(l->fds);
@@ -239,6 +280,99 @@ static void run_deferred(struct loop *l)
     l->n_defer = 0;
 }
 
+/* ---- the worker thread ---- */
+
+static void *worker_main(void *arg)
+{
+    struct loop *l = arg;
+    struct loop_worker *w = &l->w;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->todo && !w->quit)
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (!w->todo)
+            break; /* quit, and nothing left to do */
+        struct loop_job *j = w->todo;
+        w->todo = j->next;
+        if (!w->todo)
+            w->todo_tail = &w->todo;
+        pthread_mutex_unlock(&w->mu);
+        j->work(j->arg);
+        pthread_mutex_lock(&w->mu);
+        j->next = NULL;
+        *w->done_tail = j;
+        w->done_tail = &j->next;
+        uint64_t one = 1;
+        /* cannot fail short of the counter overflowing */
+        (void)!write(w->efd, &one, sizeof one);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+int loop_work(struct loop *l, loop_work_fn work, loop_defer_fn done, void *arg)
+{
+    struct loop_worker *w = &l->w;
+    struct loop_job *j = mem_alloc(sizeof *j);
+    if (!j)
+        return -1;
+    *j = (struct loop_job){work, done, arg, NULL};
+    pthread_mutex_lock(&w->mu);
+    if (!w->started) {
+        /* started on first use: a server that never writes has no thread */
+        if (pthread_create(&w->thread, NULL, worker_main, l) != 0) {
+            pthread_mutex_unlock(&w->mu);
+            mem_free(j);
+            return -1;
+        }
+        w->started = true;
+    }
+    *w->todo_tail = j;
+    w->todo_tail = &j->next;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    return 0;
+}
+
+static void run_completions(struct loop *l)
+{
+    struct loop_worker *w = &l->w;
+    uint64_t n;
+    if (read(w->efd, &n, sizeof n) < 0 && errno != EAGAIN)
+        return;
+    pthread_mutex_lock(&w->mu);
+    struct loop_job *j = w->done;
+    w->done = NULL;
+    w->done_tail = &w->done;
+    pthread_mutex_unlock(&w->mu);
+    while (j) {
+        struct loop_job *next = j->next;
+        if (j->done)
+            j->done(l, j->arg);
+        mem_free(j);
+        j = next;
+    }
+}
+
+static void worker_stop(struct loop *l)
+{
+    struct loop_worker *w = &l->w;
+    pthread_mutex_lock(&w->mu);
+    w->quit = true;
+    pthread_cond_signal(&w->cv);
+    bool started = w->started;
+    pthread_mutex_unlock(&w->mu);
+    if (started)
+        pthread_join(w->thread, NULL);
+    for (struct loop_job *j = w->done, *n; j; j = n) {
+        n = j->next;
+        mem_free(j);
+    }
+    w->done = NULL;
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+}
+
 /* ---- running ---- */
 
 uint64_t loop_now_ms(const struct loop *l)
@@ -279,6 +413,10 @@ int loop_run(struct loop *l)
             int fd = evs[i].data.fd;
             if (fd == -1) {
                 read_signals(l);
+                continue;
+            }
+            if (fd == -2) {
+                run_completions(l);
                 continue;
             }
             /* an earlier callback in this batch may have closed fd */

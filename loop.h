@@ -16,7 +16,8 @@ typedef void (*loop_timer_fn)(struct loop *l, void *arg);
 typedef void (*loop_defer_fn)(struct loop *l, void *arg);
 
 /* NULL on failure (errno set).  SIGINT and SIGTERM are blocked and delivered
- * through the loop: the first one stops loop_run. */
+ * through the loop: the first one stops loop_run.  loop_free waits for the
+ * worker's queued jobs to finish (their done callbacks are not run). */
 struct loop *loop_new(void);
 void loop_free(struct loop *l);
 
@@ -35,6 +36,15 @@ void loop_timer_cancel(struct loop *l, uint64_t id);
  * (e.g. to flush every connection written to in this turn with one syscall
  * each, or to group-commit).  Returns 0 or -1 on OOM. */
 int loop_defer(struct loop *l, loop_defer_fn fn, void *arg) __attribute__((warn_unused_result));
+
+/* Runs work(arg) on the loop's worker thread, then done(arg) back on the
+ * loop thread.  Jobs run one at a time in submission order: the worker is
+ * where blocking disk work (WAL fdatasync, backend commits) goes so the
+ * loop keeps serving.  work must not touch loop-owned state.  0, or -1 on
+ * OOM or if the thread cannot be started. */
+typedef void (*loop_work_fn)(void *arg);
+int loop_work(struct loop *l, loop_work_fn work, loop_defer_fn done, void *arg)
+    __attribute__((warn_unused_result));
 
 /* Monotonic milliseconds, read once per turn. */
 uint64_t loop_now_ms(const struct loop *l);
