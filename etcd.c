@@ -2,7 +2,6 @@
  * server's flags and ETCD_* variables as etcd 3.4 does, derives member and
  * cluster IDs as etcd does, prints etcd's startup log lines and runs the
  * server loop.  The server itself is server.c/rpc.c; this file only wires. */
-#include <bearssl.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -13,6 +12,7 @@
 
 #include "log.h"
 #include "loop.h"
+#include "member.h"
 #include "server.h"
 #include "version.h"
 
@@ -317,58 +317,9 @@ static int parse_args(int argc, char **argv)
     return -1;
 }
 
-/* ---- IDs (etcdserver/api/membership) ---- */
-
-static uint64_t be64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* sha1(sorted peer URLs concatenated + cluster token), first 8 bytes. */
-static uint64_t member_id(const char **urls, size_t n, const char *token)
-{
-    const char *sorted[SERVER_MAX_URLS];
-    memcpy(sorted, urls, n * sizeof *urls);
-    qsort(sorted, n, sizeof *sorted, cmp_str);
-    br_sha1_context h;
-    br_sha1_init(&h);
-    for (size_t i = 0; i < n; i++)
-        br_sha1_update(&h, sorted[i], strlen(sorted[i]));
-    br_sha1_update(&h, token, strlen(token));
-    unsigned char out[20];
-    br_sha1_out(&h, out);
-    return be64(out);
-}
-
-/* sha1 over the sorted member IDs, 8 bytes big-endian each. */
-static uint64_t cluster_id(uint64_t *ids, size_t n)
-{
-    qsort(ids, n, sizeof *ids, cmp_u64);
-    br_sha1_context h;
-    br_sha1_init(&h);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char b[8];
-        for (int k = 0; k < 8; k++)
-            b[k] = (unsigned char)(ids[i] >> (56 - 8 * k));
-        br_sha1_update(&h, b, 8);
-    }
-    unsigned char out[20];
-    br_sha1_out(&h, out);
-    return be64(out);
 }
 
 /* Splits s on commas into out (strdup'd pieces); returns the count, or -1
@@ -391,6 +342,7 @@ static int split_list(const char *s, const char **out, size_t max)
 }
 
 /* ---- server startup ---- */
+
 
 static void json_str_list(char *dst, size_t cap, const char *const *v, size_t n)
 {
@@ -576,9 +528,8 @@ static int etcd_main(int argc, char **argv)
         }
 
     const char *token = flag_val("initial-cluster-token");
-    uint64_t mid = member_id(cfg.peer_urls, cfg.n_peer_urls, token);
-    uint64_t ids[1] = {mid};
-    uint64_t cid = cluster_id(ids, 1);
+    uint64_t mid = member_id(cfg.peer_urls, cfg.n_peer_urls, token, 0);
+    uint64_t cid = member_cluster_id(&mid, 1);
 
     /* the data dir exists as etcd makes it, though this build keeps the
      * store in memory (the durability work fills it) */
