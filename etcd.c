@@ -13,6 +13,7 @@
 #include "log.h"
 #include "loop.h"
 #include "member.h"
+#include "node.h"
 #include "server.h"
 #include "version.h"
 
@@ -40,8 +41,8 @@ static struct flag flags[] = {
     FLAG("data-dir", F_STR, "${name}.etcd", true, "Path to the data directory."),
     FLAG("wal-dir", F_STR, "", false, "Path to the dedicated wal directory."),
     FLAG("snapshot-count", F_UINT, "100000", false, "Committed transactions that trigger a snapshot."),
-    FLAG("heartbeat-interval", F_UINT, "100", false, "Time (in milliseconds) of a heartbeat interval."),
-    FLAG("election-timeout", F_UINT, "1000", false, "Time (in milliseconds) for an election to timeout."),
+    FLAG("heartbeat-interval", F_UINT, "100", true, "Time (in milliseconds) of a heartbeat interval."),
+    FLAG("election-timeout", F_UINT, "1000", true, "Time (in milliseconds) for an election to timeout."),
     FLAG("initial-election-tick-advance", F_BOOL, "true", false, "Fast-forward election ticks on boot."),
     FLAG("listen-peer-urls", F_STR, "http://localhost:2380", false, "URLs to listen on for peer traffic."),
     FLAG("listen-client-urls", F_STR, "http://localhost:2379", true, "URLs to listen on for client traffic."),
@@ -67,7 +68,7 @@ static struct flag flags[] = {
     FLAG("discovery-srv", F_STR, "", false, "DNS srv domain used to bootstrap the cluster."),
     FLAG("discovery-srv-name", F_STR, "", false, "Suffix to the dns srv name queried when bootstrapping."),
     FLAG("strict-reconfig-check", F_BOOL, "true", false, "Reject reconfiguration requests that would cause quorum loss."),
-    FLAG("pre-vote", F_BOOL, "false", false, "Enable to run an additional Raft election phase."),
+    FLAG("pre-vote", F_BOOL, "false", true, "Enable to run an additional Raft election phase."),
     FLAG("auto-compaction-retention", F_STR, "0", false, "Auto compaction retention length. 0 means disable auto compaction."),
     FLAG("auto-compaction-mode", F_STR, "periodic", false, "Interpret 'auto-compaction-retention' one of: periodic|revision."),
     FLAG("enable-v2", F_BOOL, "false", false, "Accept etcd V2 client requests."),
@@ -322,17 +323,23 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Splits s on commas into out (strdup'd pieces); returns the count, or -1
- * if there are more than max. */
+/* The configuration's strings, for the life of the process. */
+static struct mem_arena cfg_arena;
+
+/* Splits s on commas into out (pieces copied into cfg_arena); returns the
+ * count, or -1 if there are more than max (or no memory). */
 static int split_list(const char *s, const char **out, size_t max)
 {
     size_t n = 0;
     while (*s) {
         size_t l = strcspn(s, ",");
         if (l) {
-            if (n == max)
+            char *piece = n < max ? mem_arena_alloc(&cfg_arena, l + 1) : NULL;
+            if (!piece)
                 return -1;
-            out[n++] = strndup(s, l);
+            memcpy(piece, s, l);
+            piece[l] = 0;
+            out[n++] = piece;
         }
         s += l;
         if (*s == ',')
@@ -529,14 +536,6 @@ static int etcd_main(int argc, char **argv)
 
     const char *token = flag_val("initial-cluster-token");
     uint64_t mid = member_id(cfg.peer_urls, cfg.n_peer_urls, token, 0);
-    uint64_t cid = member_cluster_id(&mid, 1);
-
-    /* the data dir exists as etcd makes it, though this build keeps the
-     * store in memory (the durability work fills it) */
-    if (mkdir(dd, 0700) < 0 && errno != EEXIST) {
-        snprintf(msg, sizeof msg, "cannot access data directory: mkdir %s: %s", dd, strerror(errno));
-        return die(msg);
-    }
 
     json_str_list(tmp, sizeof tmp, cfg.listen_client_urls, cfg.n_listen_client_urls);
     snprintf(fields, sizeof fields, "\"listen-client-urls\":%s", tmp);
@@ -554,24 +553,42 @@ static int etcd_main(int argc, char **argv)
     snprintf(msg, sizeof msg, "name = %s", cfg.name);
     log_line(LOG_INFO, "embed/etcd.go:305", "embed", "starting an etcd server", msg, fields);
 
-    snprintf(fields, sizeof fields, "\"local-member-id\":\"%016llx\",\"cluster-id\":\"%016llx\"",
-             (unsigned long long)mid, (unsigned long long)cid);
-    snprintf(msg, sizeof msg, "starting member %016llx in cluster %016llx", (unsigned long long)mid,
-             (unsigned long long)cid);
-    log_line(LOG_INFO, "etcdserver/raft.go:536", "etcdserver", "starting local member", msg, fields);
-
     struct loop *loop = loop_new();
     if (!loop)
         return die("cannot create the event loop");
     struct server srv;
     if (server_init(&srv, &cfg, loop) < 0)
         return die("out of memory");
-    srv.member_id = mid;
-    srv.cluster_id = cid;
-    /* a fresh etcd member's log: conf change, leader's empty entry, cluster
-     * version, publish -> index 4 at term 2 when clients first see it */
-    srv.raft_term = 2;
-    srv.raft_index = 4;
+    struct member self;
+    if (member_init(&self, mid, cfg.name, cfg.peer_urls, cfg.n_peer_urls, cfg.advertise_client_urls,
+                    cfg.n_advertise_client_urls) < 0)
+        return die("out of memory");
+    unsigned long long hb, et;
+    parse_u64(flag_val("heartbeat-interval"), &hb);
+    parse_u64(flag_val("election-timeout"), &et);
+    if (hb == 0 || et < 5 * hb) {
+        snprintf(msg, sizeof msg,
+                 "--election-timeout[%llums] should be at least as 5 times as --heartbeat-interval[%llums]", et, hb);
+        return die(msg);
+    }
+    bool pre_vote = false;
+    parse_bool(flag_val("pre-vote"), &pre_vote);
+    struct node_config nc = {
+        .data_dir = dd,
+        .self = &self,
+        .cluster_token = token,
+        .heartbeat_ms = (int)hb,
+        .election_ticks = (int)(et / hb),
+        .pre_vote = pre_vote,
+    };
+    char nerr[1024];
+    int nrc = node_start(&srv, &nc, &srv.node, nerr, sizeof nerr);
+    member_free(&self);
+    if (nrc < 0) {
+        server_close(&srv);
+        loop_free(loop);
+        return die(nerr);
+    }
 
     char err[512];
     if (server_listen(&srv, err, sizeof err) < 0) {
@@ -579,54 +596,6 @@ static int etcd_main(int argc, char **argv)
         server_close(&srv);
         loop_free(loop);
         return 1;
-    }
-
-    space_list(tmp, sizeof tmp, cfg.peer_urls, cfg.n_peer_urls);
-    snprintf(fields, sizeof fields,
-             "\"cluster-id\":\"%016llx\",\"local-member-id\":\"%016llx\",\"added-peer-id\":\"%016llx\","
-             "\"added-peer-peer-urls\":%s",
-             (unsigned long long)cid, (unsigned long long)mid, (unsigned long long)mid,
-             (json_str_list(tmp2, sizeof tmp2, cfg.peer_urls, cfg.n_peer_urls), tmp2));
-    snprintf(msg, sizeof msg, "added member %016llx [%s] to cluster %016llx", (unsigned long long)mid, tmp,
-             (unsigned long long)cid);
-    log_line(LOG_INFO, "membership/cluster.go:392", "etcdserver/membership", "added member", msg, fields);
-
-    snprintf(fields, sizeof fields, "\"local-member-id\":\"%016llx\",\"elected-leader\":\"%016llx\",\"term\":2",
-             (unsigned long long)mid, (unsigned long long)mid);
-    snprintf(msg, sizeof msg, "raft.node: %016llx elected leader %016llx at term 2", (unsigned long long)mid,
-             (unsigned long long)mid);
-    log_line(LOG_INFO, "raft/node.go:327", "raft", msg, NULL, fields);
-
-    log_line(LOG_INFO, "etcdserver/server.go:2567", "etcdserver", "setting up initial cluster version",
-             "setting up the initial cluster version to 3.4", "\"cluster-version\":\"3.4\"");
-
-    space_list(tmp, sizeof tmp, cfg.advertise_client_urls, cfg.n_advertise_client_urls);
-    snprintf(msg, sizeof msg, "published {Name:%s ClientURLs:[%s]} to cluster %016llx", cfg.name, tmp,
-             (unsigned long long)cid);
-    snprintf(fields, sizeof fields,
-             "\"local-member-id\":\"%016llx\",\"local-member-attributes\":\"{Name:%s ClientURLs:[%s]}\","
-             "\"request-path\":\"/0/members/%016llx/attributes\",\"cluster-id\":\"%016llx\",\"publish-timeout\":\"7s\"",
-             (unsigned long long)mid, cfg.name, tmp, (unsigned long long)mid, (unsigned long long)cid);
-    log_line(LOG_INFO, "etcdserver/server.go:2069", "etcdserver", "published local member to cluster through raft",
-             msg, fields);
-
-    snprintf(fields, sizeof fields, "\"cluster-id\":\"%016llx\",\"local-member-id\":\"%016llx\",\"cluster-version\":\"3.4\"",
-             (unsigned long long)cid, (unsigned long long)mid);
-    log_line(LOG_INFO, "membership/cluster.go:558", "etcdserver/membership", "set initial cluster version",
-             "set the initial cluster version to 3.4", fields);
-    log_line(LOG_INFO, "api/capability.go:76", "etcdserver/api", "enabled capabilities for version",
-             "enabled capabilities for version 3.4", "\"cluster-version\":\"3.4\"");
-    log_line(LOG_INFO, "embed/serve.go:97", "embed", "ready to serve client requests", NULL, NULL);
-    for (size_t i = 0; i < cfg.n_listen_client_urls; i++) {
-        char host[256];
-        int port;
-        bool tls;
-        if (server_parse_url(cfg.listen_client_urls[i], host, sizeof host, &port, &tls) < 0)
-            continue;
-        snprintf(fields, sizeof fields, "\"address\":\"%s:%d\"", host, port);
-        snprintf(msg, sizeof msg, "serving insecure client requests on %s:%d, this is strongly discouraged!", host, port);
-        log_line(LOG_INFO, "embed/serve.go:145", "embed", "serving client traffic insecurely; this is strongly discouraged!",
-                 msg, fields);
     }
 
     int sig = loop_run(loop);
@@ -637,6 +606,7 @@ static int etcd_main(int argc, char **argv)
     }
     server_close(&srv);
     loop_free(loop);
+    mem_arena_free(&cfg_arena);
     return 0;
 }
 

@@ -51,6 +51,8 @@ struct loop_worker {
     int efd; /* eventfd: the worker finished jobs */
     pthread_mutex_t mu;
     pthread_cond_t cv;
+    pthread_cond_t idle_cv; /* signalled when a job finishes */
+    bool busy;              /* a job is running */
     struct loop_job *todo, **todo_tail; /* owned, FIFO */
     struct loop_job *done, **done_tail; /* owned, FIFO */
 };
@@ -106,6 +108,7 @@ struct loop *loop_new(void)
         goto fail_efd;
     pthread_mutex_init(&l->w.mu, NULL);
     pthread_cond_init(&l->w.cv, NULL);
+    pthread_cond_init(&l->w.idle_cv, NULL);
     l->w.todo_tail = &l->w.todo;
     l->w.done_tail = &l->w.done;
     l->now = mono_ms();
@@ -296,9 +299,12 @@ static void *worker_main(void *arg)
         w->todo = j->next;
         if (!w->todo)
             w->todo_tail = &w->todo;
+        w->busy = true;
         pthread_mutex_unlock(&w->mu);
         j->work(j->arg);
         pthread_mutex_lock(&w->mu);
+        w->busy = false;
+        pthread_cond_broadcast(&w->idle_cv);
         j->next = NULL;
         *w->done_tail = j;
         w->done_tail = &j->next;
@@ -354,6 +360,15 @@ static void run_completions(struct loop *l)
     }
 }
 
+void loop_wait_worker(struct loop *l)
+{
+    struct loop_worker *w = &l->w;
+    pthread_mutex_lock(&w->mu);
+    while (w->todo || w->busy)
+        pthread_cond_wait(&w->idle_cv, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+}
+
 static void worker_stop(struct loop *l)
 {
     struct loop_worker *w = &l->w;
@@ -371,6 +386,7 @@ static void worker_stop(struct loop *l)
     w->done = NULL;
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
+    pthread_cond_destroy(&w->idle_cv);
 }
 
 /* ---- running ---- */

@@ -46,6 +46,10 @@ typedef void (*loop_work_fn)(void *arg);
 int loop_work(struct loop *l, loop_work_fn work, loop_defer_fn done, void *arg)
     __attribute__((warn_unused_result));
 
+/* Blocks until the worker has run every queued job (their done callbacks
+ * are not run: for shutdown, after loop_run returned). */
+void loop_wait_worker(struct loop *l);
+
 /* Monotonic milliseconds, read once per turn. */
 uint64_t loop_now_ms(const struct loop *l);
 

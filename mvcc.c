@@ -12,9 +12,11 @@
  * existence is asked of the caller through an optional hook), response
  * headers beyond `revision`, encoding, durability, watchers.  Every change
  * goes through one write transaction (struct mvcc_wtxn) whose change log
- * (mv_changes) lists the revisions it appended: that log is where a backend
- * batch (17-byte revision key -> KeyValue) and the watch event feed (kv and
- * prev kv of each change) will read from.
+ * (mv_changes) lists the revisions it appended: the event feed
+ * (mvcc_last_event) reads it, for watchers and for a backend batch (17-byte
+ * revision key -> KeyValue).  History for watchers that fall behind is read
+ * from the key records themselves (mvcc_events_since): there is no index by
+ * revision, so a catch-up batch walks the watched range once.
  */
 #include "mvcc.h"
 
@@ -130,6 +132,13 @@ struct mvcc_hit {
 struct mvcc_change {
     struct mvcc_key *c_key;
     size_t c_idx;
+};
+
+/* One revision of a key, as history reads return it before it becomes a
+ * struct mvcc_event. */
+struct mvcc_evref {
+    const struct mvcc_key *r_key;
+    size_t r_idx;
 };
 
 struct mvcc {
@@ -271,6 +280,13 @@ static int mvcc_txn_check_ranges(const struct mvcc *m, const struct api_txn_req 
                                  const bool *path, size_t *pos);
 static int mvcc_txn_apply(struct mvcc_wtxn *tx, const struct api_txn_req *rt, const bool *path,
                           size_t *pos, struct mem_arena *a, struct api_txn_resp *resp);
+
+static size_t mvcc_key_from(const struct mvcc_key *k, int64_t rev);
+static void mvcc_event_fill(const struct mvcc_key *k, size_t idx, struct mvcc_event *ev);
+static int mvcc_evref_cmp(const void *a, const void *b, const void *ctx);
+static void mvcc_evref_up(struct mvcc_evref *h, size_t i);
+static int mvcc_events_of_rev(struct mvcc *m, const struct mvcc_span *s, int64_t rev,
+                              struct mem_arena *a, struct mvcc_evref **out, size_t *n);
 
 static int mvcc_bytes_cmp(const void *a, const void *b, const void *ctx);
 static int mvcc_ivl_cmp(const void *a, const void *b, const void *ctx);
@@ -1617,6 +1633,8 @@ static int mvcc_txn_apply(struct mvcc_wtxn *tx, const struct api_txn_req *rt, co
 int mvcc_txn(struct mvcc *m, const struct api_txn_req *req, struct mem_arena *a,
              struct api_txn_resp *resp)
 {
+    /* the feed shows this call's changes, none if it fails before writing */
+    m->mv_n_changes = 0;
     size_t n = mvcc_txn_nodes(req);
     bool *path = mem_arena_alloc(a, n * sizeof *path);
     if (!path)
@@ -1914,10 +1932,204 @@ int mvcc_txn_check(const struct api_txn_req *req, int max_ops)
     return rc;
 }
 
+/* ---- the event feed ---- */
+
+/* Index of the first revision of k with main >= rev (k->k_n if none). */
+static size_t mvcc_key_from(const struct mvcc_key *k, int64_t rev)
+{
+    size_t lo = 0, hi = k->k_n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (k->k_vers[mid].v_main < rev)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* etcd's event for revision idx of k.  Its prev is what etcd's watch server
+ * reads for prev_kv, the key at main - 1: the newest revision before main,
+ * if live.  Revisions earlier in the same main (a txn that put then deleted
+ * the key) do not count, and when main - 1 is compacted that revision is
+ * gone here too (compaction keeps only the newest revision <= the compacted
+ * one), as etcd's read at main - 1 fails then. */
+static void mvcc_event_fill(const struct mvcc_key *k, size_t idx, struct mvcc_event *ev)
+{
+    const struct mvcc_ver *v = &k->k_vers[idx];
+    memset(ev, 0, sizeof *ev);
+    ev->sub = v->v_sub;
+    if (v->v_version) {
+        ev->type = API_EVENT_PUT;
+        mvcc_kv_fill(&ev->kv, k, v, true);
+    } else {
+        ev->type = API_EVENT_DELETE;
+        ev->kv.key.p = k->k_bytes;
+        ev->kv.key.len = k->k_len;
+        ev->kv.mod_revision = v->v_main;
+    }
+    size_t j = idx;
+    while (j > 0 && k->k_vers[j - 1].v_main == v->v_main)
+        j--;
+    if (j > 0 && k->k_vers[j - 1].v_version) {
+        ev->has_prev = true;
+        mvcc_kv_fill(&ev->prev, k, &k->k_vers[j - 1], true);
+    }
+}
+
+size_t mvcc_last_n_events(const struct mvcc *m)
+{
+    return m->mv_n_changes;
+}
+
+void mvcc_last_event(const struct mvcc *m, size_t i, struct mvcc_event *ev)
+{
+    assert(i < m->mv_n_changes);
+    mvcc_event_fill(m->mv_changes[i].c_key, m->mv_changes[i].c_idx, ev);
+}
+
+int64_t mvcc_compact_main_rev(const struct mvcc *m)
+{
+    return m->mv_compact;
+}
+
+/* (main, sub) order. */
+static int mvcc_evref_cmp(const void *a, const void *b, const void *ctx)
+{
+    const struct mvcc_evref *x = a, *y = b;
+    const struct mvcc_ver *vx = &x->r_key->k_vers[x->r_idx], *vy = &y->r_key->k_vers[y->r_idx];
+    (void)ctx;
+    int c = mvcc_cmp64(vx->v_main, vy->v_main);
+    return c ? c : mvcc_cmp64(vx->v_sub, vy->v_sub);
+}
+
+/* Max-heap: moves h[i] up to its place. */
+static void mvcc_evref_up(struct mvcc_evref *h, size_t i)
+{
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (mvcc_evref_cmp(&h[p], &h[i], NULL) >= 0)
+            return;
+        struct mvcc_evref t = h[p];
+        h[p] = h[i];
+        h[i] = t;
+        i = p;
+    }
+}
+
+/* Every revision with main == rev of the keys in s: the one revision that
+ * did not fit in a batch, which goes out whole (a delete of a huge range). */
+static int mvcc_events_of_rev(struct mvcc *m, const struct mvcc_span *s, int64_t rev,
+                              struct mem_arena *a, struct mvcc_evref **out, size_t *n)
+{
+    struct mvcc_scan sc;
+    const struct mvcc_key *k;
+    size_t count = 0;
+    mvcc_scan_init(&sc, &m->mv_tree, s);
+    while ((k = mvcc_scan_next(&sc)))
+        for (size_t i = mvcc_key_from(k, rev); i < k->k_n && k->k_vers[i].v_main == rev; i++)
+            count++;
+    if (count > SIZE_MAX / sizeof **out)
+        return -ERR_NOMEM;
+    *out = mem_arena_alloc(a, count * sizeof **out);
+    if (!*out)
+        return -ERR_NOMEM;
+    *n = 0;
+    mvcc_scan_init(&sc, &m->mv_tree, s);
+    while ((k = mvcc_scan_next(&sc)))
+        for (size_t i = mvcc_key_from(k, rev); i < k->k_n && k->k_vers[i].v_main == rev; i++)
+            (*out)[(*n)++] = (struct mvcc_evref){k, i};
+    return 0;
+}
+
+/* One walk over the range keeps the max_events smallest revisions in a
+ * max-heap.  cut is the smallest main revision of anything that did not
+ * fit: everything below cut is in the heap, so the batch is the heap less
+ * the revisions >= cut (which may be partial). */
+int mvcc_events_since(struct mvcc *m, struct pb_bytes key, struct pb_bytes range_end,
+                      int64_t from_rev, size_t max_events, struct mem_arena *a,
+                      struct mvcc_event **evs, size_t *n, int64_t *next_rev)
+{
+    *evs = NULL;
+    *n = 0;
+    *next_rev = from_rev;
+    if (from_rev < m->mv_compact)
+        return -ERR_COMPACTED;
+    if (from_rev > m->mv_rev)
+        return 0;
+    if (max_events == 0)
+        max_events = 1;
+    if (max_events > SIZE_MAX / sizeof(struct mvcc_evref))
+        return -ERR_NOMEM;
+    struct mvcc_evref *h = mem_arena_alloc(a, max_events * sizeof *h);
+    if (!h)
+        return -ERR_NOMEM;
+
+    struct mvcc_span s;
+    struct mvcc_scan sc;
+    const struct mvcc_key *k;
+    size_t hn = 0;
+    int64_t cut = INT64_MAX;
+    mvcc_span_make(&s, key, range_end);
+    mvcc_scan_init(&sc, &m->mv_tree, &s);
+    while ((k = mvcc_scan_next(&sc))) {
+        for (size_t i = mvcc_key_from(k, from_rev); i < k->k_n; i++) {
+            struct mvcc_evref r = {k, i};
+            if (hn < max_events) {
+                h[hn] = r;
+                mvcc_evref_up(h, hn++);
+                continue;
+            }
+            const struct mvcc_evref *top = &h[0];
+            if (mvcc_evref_cmp(&r, top, NULL) >= 0) {
+                /* this key's later revisions are larger still */
+                if (k->k_vers[i].v_main < cut)
+                    cut = k->k_vers[i].v_main;
+                break;
+            }
+            int64_t tm = top->r_key->k_vers[top->r_idx].v_main;
+            if (tm < cut)
+                cut = tm;
+            h[0] = r;
+            mvcc_sift((unsigned char *)h, 0, hn, sizeof *h, mvcc_evref_cmp, NULL);
+        }
+    }
+    if (cut == INT64_MAX) {
+        *next_rev = m->mv_rev + 1;
+    } else {
+        size_t j = 0;
+        for (size_t i = 0; i < hn; i++)
+            if (h[i].r_key->k_vers[h[i].r_idx].v_main < cut)
+                h[j++] = h[i];
+        hn = j;
+        *next_rev = cut;
+        if (!hn) {
+            int rc = mvcc_events_of_rev(m, &s, cut, a, &h, &hn);
+            if (rc)
+                return rc;
+            *next_rev = cut + 1;
+        }
+    }
+    if (!hn)
+        return 0;
+    mvcc_sort(h, hn, sizeof *h, mvcc_evref_cmp, NULL);
+    if (hn > SIZE_MAX / sizeof **evs)
+        return -ERR_NOMEM;
+    *evs = mem_arena_alloc(a, hn * sizeof **evs);
+    if (!*evs)
+        return -ERR_NOMEM;
+    for (size_t i = 0; i < hn; i++)
+        mvcc_event_fill(h[i].r_key, h[i].r_idx, &(*evs)[i]);
+    *n = hn;
+    return 0;
+}
+
 /* ---- compaction ---- */
 
 int mvcc_compact(struct mvcc *m, int64_t rev)
 {
+    /* the change log points at revision indexes compaction moves */
+    m->mv_n_changes = 0;
     if (rev <= m->mv_compact)
         return -ERR_COMPACTED;
     if (rev > m->mv_rev)

@@ -103,6 +103,51 @@ int mvcc_txn_check(const struct api_txn_req *req, int max_ops) MEM_MUST_CHECK;
 int mvcc_txn(struct mvcc *m, const struct api_txn_req *req, struct mem_arena *a,
              struct api_txn_resp *resp) MEM_MUST_CHECK;
 
+/* ---- the event feed ---- */
+
+/* One change a write made: the mvccpb.Event a watcher is sent and what a
+ * backend batch stores (the revision key main/sub, 't' for a tombstone).
+ * Pointers are into the store: valid until the next mutating call. */
+struct mvcc_event {
+    int32_t type;       /* API_EVENT_PUT, or API_EVENT_DELETE for a tombstone */
+    int64_t sub;        /* sub revision; the main revision is kv.mod_revision */
+    struct api_kv kv;   /* DELETE: key and mod_revision only, as etcd's event
+                         * (etcd's backend stores a tombstone as the key alone) */
+    struct api_kv prev; /* valid if has_prev: the key as of revision main - 1 */
+    bool has_prev;      /* what etcd's watch server sends as prev_kv: the key
+                         * existed at main - 1 and that revision is not compacted */
+};
+
+/* The changes the last mutating call made, in (main, sub) order: one
+ * revision's events.  0 after a call that failed or wrote nothing, after a
+ * read-only txn and after mvcc_compact.  O(1). */
+size_t mvcc_last_n_events(const struct mvcc *m);
+/* Fills *ev with change i (< mvcc_last_n_events) of the last call.  O(1)
+ * plus the key's revisions written by that same call. */
+void mvcc_last_event(const struct mvcc *m, size_t i, struct mvcc_event *ev);
+
+/* History for watchers catching up: the events of the keys in [key,
+ * range_end) (range_end as in a RangeRequest: empty = the key alone, "\0" =
+ * every key >= key) with main revision >= from_rev, in (main, sub) order, in
+ * whole revisions: at most max_events (>= 1) events, unless the first
+ * revision alone has more, which then comes whole.  *evs is allocated in a
+ * (NULL when *n is 0); *next_rev is the revision to ask from next time:
+ * current revision + 1 once everything up to the present was returned.
+ * From a revision in the future: nothing, *next_rev = from_rev.
+ * -ERR_COMPACTED if from_rev < etcd's compactMainRev (-1 before any
+ * compaction: so from_rev = compacted revision is allowed, as etcd's watch
+ * allows it, and returns what compaction kept of that revision: its puts
+ * that are still their key's newest revision <= it); -ERR_NOMEM.
+ * Cost: one walk over the range's keys (a lookup for a single key) plus
+ * O(events log max_events); nothing is kept between calls. */
+int mvcc_events_since(struct mvcc *m, struct pb_bytes key, struct pb_bytes range_end,
+                      int64_t from_rev, size_t max_events, struct mem_arena *a,
+                      struct mvcc_event **evs, size_t *n, int64_t *next_rev) MEM_MUST_CHECK;
+
+/* etcd's compactMainRev: the last compacted revision, or -1 before any
+ * compaction (a watch reports it as compact_revision). */
+int64_t mvcc_compact_main_rev(const struct mvcc *m);
+
 /* Compacts history up to rev: every revision <= rev goes except the newest
  * of each key, unless that one is a tombstone.  -ERR_COMPACTED if rev <=
  * compacted revision (compacting at 0 is allowed once, as in etcd),

@@ -6,9 +6,10 @@
  * store errors to etcd's gRPC statuses.  It owns no state: the
  * stores live in struct server.
  *
- * Every write (Put, DeleteRange, non-read-only Txn, Compact) is one raft
- * entry in etcd, so it advances raft_index here too; read-only requests do
- * not.
+ * Every write (Put, DeleteRange, non-read-only Txn, Compact) is proposed
+ * to raft (node.c) and answered when it applies.  Reads are served from the
+ * store at once: with one voter that is linearizable, since a write is
+ * applied as soon as it is committed.
  */
 #include "rpc.h"
 
@@ -16,6 +17,7 @@
 
 #include "api.h"
 #include "err.h"
+#include "node.h"
 #include "server.h"
 #include "version.h"
 
@@ -28,9 +30,9 @@ static void fail(struct grpc_call *call, int err)
  * current revision unless the store already set one. */
 static void fill_header(const struct server *s, struct api_header *h, bool with_rev)
 {
-    h->cluster_id = s->cluster_id;
-    h->member_id = s->member_id;
-    h->raft_term = s->raft_term;
+    h->cluster_id = node_cluster_id(s->node);
+    h->member_id = node_member_id(s->node);
+    h->raft_term = node_term(s->node);
     if (with_rev && h->revision == 0)
         h->revision = mvcc_rev(s->mvcc);
 }
@@ -38,12 +40,6 @@ static void fill_header(const struct server *s, struct api_header *h, bool with_
 static struct api_header *new_header(struct grpc_call *call)
 {
     return mem_arena_zalloc(grpc_call_arena(call), sizeof(struct api_header));
-}
-
-/* etcd rejects a proposal whose encoding exceeds --max-request-bytes. */
-static bool too_large(const struct server *s, const struct pb_msgdesc *d, const void *req)
-{
-    return pb_encoded_size(d, req) > s->cfg->max_request_bytes;
 }
 
 /* ---- KV ---- */
@@ -64,19 +60,14 @@ static void kv_range(struct grpc_call *call, void *reqp)
     grpc_call_reply(call, &api_range_resp_desc, &resp);
 }
 
-/* There is no lease store yet: like etcd with no such lease, any lease id
- * is unknown. */
-static bool lease_missing(int64_t lease)
-{
-    return lease != 0;
-}
-
 bool rpc_lease_exists(void *ctx, int64_t lease)
 {
     (void)ctx;
-    return !lease_missing(lease);
+    return lease == 0;
 }
 
+/* Writes go through raft: validated here as etcd's v3rpc layer does,
+ * answered by node.c when their entry applies. */
 static void kv_put(struct grpc_call *call, void *reqp)
 {
     struct server *s = grpc_call_ctx(call);
@@ -87,19 +78,8 @@ static void kv_put(struct grpc_call *call, void *reqp)
         return fail(call, ERR_VALUE_PROVIDED);
     if (req->ignore_lease && req->lease != 0)
         return fail(call, ERR_LEASE_PROVIDED);
-    if (too_large(s, &api_put_req_desc, req))
-        return fail(call, ERR_REQUEST_TOO_LARGE);
-    s->raft_index++;
-    if (lease_missing(req->lease))
-        return fail(call, ERR_LEASE_NOT_FOUND);
-    struct api_put_resp resp = {.header = new_header(call)};
-    if (!resp.header)
-        return fail(call, ERR_NOMEM);
-    int r = mvcc_put(s->mvcc, req, grpc_call_arena(call), &resp);
-    if (r < 0)
-        return fail(call, r);
-    fill_header(s, resp.header, true);
-    grpc_call_reply(call, &api_put_resp_desc, &resp);
+    struct api_internal_raft_req irr = {.put = req};
+    node_propose(s->node, &irr, call);
 }
 
 static void kv_delete(struct grpc_call *call, void *reqp)
@@ -108,17 +88,8 @@ static void kv_delete(struct grpc_call *call, void *reqp)
     struct api_delete_req *req = reqp;
     if (req->key.len == 0)
         return fail(call, ERR_EMPTY_KEY);
-    if (too_large(s, &api_delete_req_desc, req))
-        return fail(call, ERR_REQUEST_TOO_LARGE);
-    s->raft_index++;
-    struct api_delete_resp resp = {.header = new_header(call)};
-    if (!resp.header)
-        return fail(call, ERR_NOMEM);
-    int r = mvcc_delete(s->mvcc, req, grpc_call_arena(call), &resp);
-    if (r < 0)
-        return fail(call, r);
-    fill_header(s, resp.header, true);
-    grpc_call_reply(call, &api_delete_resp_desc, &resp);
+    struct api_internal_raft_req irr = {.delete_range = req};
+    node_propose(s->node, &irr, call);
 }
 
 /* True if any operation of the txn (either branch, nested) writes. */
@@ -144,12 +115,11 @@ static void kv_txn(struct grpc_call *call, void *reqp)
     int r = mvcc_txn_check(req, s->cfg->max_txn_ops);
     if (r < 0)
         return fail(call, r);
-    bool writes = txn_writes(req);
-    if (writes) {
-        if (too_large(s, &api_txn_req_desc, req))
-            return fail(call, ERR_REQUEST_TOO_LARGE);
-        s->raft_index++;
+    if (txn_writes(req)) {
+        struct api_internal_raft_req irr = {.txn = req};
+        return node_propose(s->node, &irr, call);
     }
+    /* read-only: served here like a Range (etcd does not log it either) */
     struct api_txn_resp resp = {.header = new_header(call)};
     if (!resp.header)
         return fail(call, ERR_NOMEM);
@@ -163,21 +133,13 @@ static void kv_txn(struct grpc_call *call, void *reqp)
 static void kv_compact(struct grpc_call *call, void *reqp)
 {
     struct server *s = grpc_call_ctx(call);
-    struct api_compaction_req *req = reqp;
-    s->raft_index++;
-    int r = mvcc_compact(s->mvcc, req->revision);
-    if (r < 0)
-        return fail(call, r);
-    struct api_compaction_resp resp = {.header = new_header(call)};
-    if (!resp.header)
-        return fail(call, ERR_NOMEM);
-    fill_header(s, resp.header, true);
-    grpc_call_reply(call, &api_compaction_resp_desc, &resp);
+    struct api_internal_raft_req irr = {.compaction = reqp};
+    node_propose(s->node, &irr, call);
 }
 
 /* ---- Cluster ---- */
 
-static struct pb_bytes *url_list(struct mem_arena *a, const char *const *urls, size_t n)
+static struct pb_bytes *url_list(struct mem_arena *a, char *const *urls, size_t n)
 {
     struct pb_bytes *v = mem_arena_alloc(a, (n ? n : 1) * sizeof *v);
     if (!v)
@@ -192,19 +154,23 @@ static void cluster_member_list(struct grpc_call *call, void *reqp)
     (void)reqp;
     struct server *s = grpc_call_ctx(call);
     struct mem_arena *a = grpc_call_arena(call);
-    const struct server_config *cfg = s->cfg;
-    struct api_member *m = mem_arena_zalloc(a, sizeof *m);
-    struct api_member_list_resp resp = {.header = new_header(call), .members = m, .n_members = 1};
+    size_t n;
+    const struct member *ms = node_members(s->node, &n);
+    struct api_member *m = mem_arena_zalloc(a, (n ? n : 1) * sizeof *m);
+    struct api_member_list_resp resp = {.header = new_header(call), .members = m, .n_members = n};
     if (!m || !resp.header)
         return fail(call, ERR_NOMEM);
-    m->ID = s->member_id;
-    m->name = (struct pb_bytes){(const uint8_t *)cfg->name, strlen(cfg->name)};
-    m->peerURLs = url_list(a, cfg->peer_urls, cfg->n_peer_urls);
-    m->n_peerURLs = cfg->n_peer_urls;
-    m->clientURLs = url_list(a, cfg->advertise_client_urls, cfg->n_advertise_client_urls);
-    m->n_clientURLs = cfg->n_advertise_client_urls;
-    if (!m->peerURLs || !m->clientURLs)
-        return fail(call, ERR_NOMEM);
+    for (size_t i = 0; i < n; i++) {
+        m[i].ID = ms[i].id;
+        m[i].name = (struct pb_bytes){(const uint8_t *)ms[i].name, strlen(ms[i].name)};
+        m[i].peerURLs = url_list(a, ms[i].peer_urls, ms[i].n_peer_urls);
+        m[i].n_peerURLs = ms[i].n_peer_urls;
+        m[i].clientURLs = url_list(a, ms[i].client_urls, ms[i].n_client_urls);
+        m[i].n_clientURLs = ms[i].n_client_urls;
+        m[i].isLearner = ms[i].is_learner;
+        if (!m[i].peerURLs || !m[i].clientURLs)
+            return fail(call, ERR_NOMEM);
+    }
     /* etcd's cluster service header carries no revision */
     fill_header(s, resp.header, false);
     grpc_call_reply(call, &api_member_list_resp_desc, &resp);
@@ -221,10 +187,10 @@ static void maint_status(struct grpc_call *call, void *reqp)
         .version = {(const uint8_t *)ETCD_SERVER_VERSION, sizeof ETCD_SERVER_VERSION - 1},
         .dbSize = (int64_t)mvcc_bytes(s->mvcc),
         .dbSizeInUse = (int64_t)mvcc_bytes(s->mvcc),
-        .leader = s->member_id,
-        .raftIndex = s->raft_index,
-        .raftTerm = s->raft_term,
-        .raftAppliedIndex = s->raft_index,
+        .leader = node_leader(s->node),
+        .raftIndex = node_commit_index(s->node),
+        .raftTerm = node_term(s->node),
+        .raftAppliedIndex = node_applied_index(s->node),
     };
     if (!resp.header)
         return fail(call, ERR_NOMEM);

@@ -11,7 +11,9 @@
  * the connection's ctx. */
 extern const struct grpc_method rpc_methods[];
 
-/* The lease lookup mvcc_txn uses for puts inside a txn (mvcc.h's hook). */
+/* The lease lookup mvcc_txn uses for puts inside a txn (mvcc.h's hook) and
+ * node.c for top-level puts.  There is no lease store yet: like etcd with
+ * no such lease, every lease ID is unknown. */
 bool rpc_lease_exists(void *ctx, int64_t lease);
 
 #endif

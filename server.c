@@ -22,6 +22,7 @@
 #include "grpc.h"
 #include "h2.h"
 #include "http.h"
+#include "node.h"
 #include "rpc.h"
 
 #define CONN_READ_CHUNK 65536
@@ -128,6 +129,8 @@ void server_close(struct server *s)
     mem_free(s->listeners);
     s->listeners = NULL;
     s->n_listeners = 0;
+    node_stop(s->node);
+    s->node = NULL;
     mvcc_free(s->mvcc);
     s->mvcc = NULL;
 }

@@ -33,10 +33,7 @@ struct server {
     const struct server_config *cfg;
     struct loop *loop;
     struct mvcc *mvcc; /* owned */
-    uint64_t member_id;
-    uint64_t cluster_id;
-    uint64_t raft_term;
-    uint64_t raft_index; /* index of the last entry applied */
+    struct node *node; /* owned; set by the caller after server_init */
     struct server_listener *listeners; /* owned */
     size_t n_listeners;
     struct server_conn *conns; /* owned list of open client connections */
@@ -51,7 +48,7 @@ int server_init(struct server *s, const struct server_config *cfg, struct loop *
  * err (cap bytes), e.g. "listen tcp 127.0.0.1:2379: bind: address already in use". */
 int server_listen(struct server *s, char *err, size_t cap) __attribute__((warn_unused_result));
 
-/* Closes listeners and connections and frees the stores. */
+/* Closes listeners and connections, stops the node and frees the stores. */
 void server_close(struct server *s);
 
 /* Parses "http://host:port" into host (cap bytes) and port; 0 or -1. */

@@ -69,9 +69,11 @@ struct wal_contents {
     size_t n_ents;
     struct api_wal_snapshot *snaps;  /* snapshot records, file order */
     size_t n_snaps;
-    uint64_t torn_bytes;             /* > 0: a torn tail of this many bytes was
-                                        cut off the last segment (copy saved
-                                        as <segment>.broken, as etcd does) */
+    bool torn;                       /* wal_open cut a torn tail off the last
+                                        segment at tail_off (the whole old file
+                                        is kept as <segment>.broken, as etcd) */
+    uint64_t tail_off;               /* wal_open: where appending resumes in
+                                        the last segment */
     char err[512];                   /* after a failure: what, which file, offset */
 };
 

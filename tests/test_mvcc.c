@@ -1,7 +1,8 @@
 /* test_mvcc.c - mvcc.c against etcd 3.4's semantics: directed tests for each
  * rule (the expected values come from reading etcd's mvcc/ and
  * etcdserver/apply.go), a random-operation test against a naive model that
- * keeps the whole history in one array, checks of the B+tree's invariants,
+ * keeps the whole history in one array (responses, reads at every revision,
+ * the event feed after each write and history batches), checks of the B+tree's invariants,
  * and allocation-failure tests at every allocation of each mutating call. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -1118,6 +1119,181 @@ static void test_txn_check(void **state)
 #undef CHK
 }
 
+/* ---- directed: the event feed and history ---- */
+
+static struct mvcc_event last_ev(const struct mvcc *m, size_t i)
+{
+    struct mvcc_event ev;
+    assert_true(i < mvcc_last_n_events(m));
+    mvcc_last_event(m, i, &ev);
+    return ev;
+}
+
+static void test_events(void **state)
+{
+    (void)state;
+    struct mvcc *m = mvcc_new();
+    assert_int_equal(mvcc_last_n_events(m), 0);
+    put(m, "a", "1"); /* 2 */
+    assert_int_equal(mvcc_last_n_events(m), 1);
+    struct mvcc_event ev = last_ev(m, 0);
+    assert_int_equal(ev.type, API_EVENT_PUT);
+    assert_int_equal(ev.sub, 0);
+    assert_bytes(ev.kv.key, "a");
+    assert_bytes(ev.kv.value, "1");
+    assert_int_equal(ev.kv.create_revision, 2);
+    assert_int_equal(ev.kv.mod_revision, 2);
+    assert_int_equal(ev.kv.version, 1);
+    assert_false(ev.has_prev);
+
+    put_l(m, BS("a"), BS("2"), 7); /* 3 */
+    ev = last_ev(m, 0);
+    assert_int_equal(ev.kv.version, 2);
+    assert_int_equal(ev.kv.lease, 7);
+    assert_true(ev.has_prev);
+    assert_bytes(ev.prev.value, "1");
+    assert_int_equal(ev.prev.mod_revision, 2);
+
+    put(m, "b", "x"); /* 4 */
+    del(m, BS("a"), BS("c"), NULL); /* 5: a and b */
+    assert_int_equal(mvcc_last_n_events(m), 2);
+    ev = last_ev(m, 1);
+    assert_int_equal(ev.type, API_EVENT_DELETE);
+    assert_int_equal(ev.sub, 1);
+    assert_bytes(ev.kv.key, "b");
+    assert_int_equal(ev.kv.mod_revision, 5);
+    assert_int_equal(ev.kv.create_revision, 0);
+    assert_int_equal(ev.kv.version, 0);
+    assert_int_equal(ev.kv.value.len, 0);
+    assert_true(ev.has_prev);
+    assert_bytes(ev.prev.value, "x");
+
+    /* a delete that matched nothing, a failed put, a read-only and a failed
+     * txn, a compaction: no events, not the previous call's */
+    del(m, BS("zz"), NOB, NULL);
+    assert_int_equal(mvcc_last_n_events(m), 0);
+    put(m, "c", "1"); /* 6 */
+    struct api_put_req bad = {.key = BS("nope"), .ignore_value = true};
+    struct api_put_resp pr = {0};
+    assert_int_equal(mvcc_put(m, &bad, &arena, &pr), -ERR_KEY_NOT_FOUND);
+    assert_int_equal(mvcc_last_n_events(m), 0);
+    put(m, "c", "2"); /* 7 */
+    txn(m, (struct api_txn_req){SUCCESS(OP_RANGE(.key = BS("c")))}, 0);
+    assert_int_equal(mvcc_last_n_events(m), 0);
+    put(m, "c", "3"); /* 8 */
+    txn(m, (struct api_txn_req){SUCCESS(OP_RANGE(.key = BS("c"), .revision = 99))},
+        -ERR_FUTURE_REV);
+    assert_int_equal(mvcc_last_n_events(m), 0);
+    put(m, "c", "4"); /* 9 */
+    assert_int_equal(mvcc_compact(m, 2), 0);
+    assert_int_equal(mvcc_last_n_events(m), 0);
+
+    /* a txn that puts a key in one nested txn and deletes it in the next
+     * (checkIntervals lets that through): two events in one revision; the
+     * delete's prev is the key before the txn, as etcd reads it at rev - 1 */
+    txn(m, (struct api_txn_req){SUCCESS(OP_TXN(SUCCESS(OP_PUT(.key = BS("c"), .value = BS("5")))),
+                                        OP_TXN(SUCCESS(OP_DEL(.key = BS("c")))),
+                                        OP_PUT(.key = BS("d"), .value = BS("new")))},
+        0); /* 10 */
+    assert_int_equal(mvcc_last_n_events(m), 3);
+    ev = last_ev(m, 0);
+    assert_int_equal(ev.type, API_EVENT_PUT);
+    assert_bytes(ev.kv.value, "5");
+    assert_bytes(ev.prev.value, "4");
+    ev = last_ev(m, 1);
+    assert_int_equal(ev.type, API_EVENT_DELETE);
+    assert_int_equal(ev.sub, 1);
+    assert_true(ev.has_prev);
+    assert_bytes(ev.prev.value, "4");
+    assert_int_equal(ev.prev.mod_revision, 9);
+    ev = last_ev(m, 2);
+    assert_bytes(ev.kv.key, "d");
+    assert_int_equal(ev.sub, 2);
+    assert_false(ev.has_prev);
+    mvcc_free(m);
+}
+
+static size_t since(struct mvcc *m, const char *k, struct pb_bytes end, int64_t from, size_t max,
+                    struct mvcc_event **evs, int64_t *next)
+{
+    size_t n;
+    assert_int_equal(mvcc_events_since(m, bs(k), end, from, max, &arena, evs, &n, next), 0);
+    return n;
+}
+
+static void test_events_since(void **state)
+{
+    (void)state;
+    struct mvcc *m = mvcc_new();
+    struct mvcc_event *evs;
+    int64_t next;
+    size_t n;
+    assert_int_equal(since(m, "a", NOB, 1, 10, &evs, &next), 0);
+    assert_int_equal(next, 2);
+    put(m, "a", "1"); /* 2 */
+    put(m, "b", "1"); /* 3 */
+    put(m, "a", "2"); /* 4 */
+    del(m, BS("a"), BS("c"), NULL); /* 5: a, b */
+    put(m, "b", "2"); /* 6 */
+
+    n = since(m, "a", BS("\0"), 1, 100, &evs, &next);
+    assert_int_equal(n, 6);
+    assert_int_equal(next, 7);
+    int64_t want_rev[] = {2, 3, 4, 5, 5, 6};
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(evs[i].kv.mod_revision, want_rev[i]);
+    assert_int_equal(evs[4].sub, 1);
+    assert_bytes(evs[4].kv.key, "b");
+    assert_bytes(evs[4].prev.value, "1");
+    assert_bytes(evs[5].kv.value, "2");
+    assert_false(evs[5].has_prev); /* b was deleted at 5 */
+
+    /* whole revisions: 4 events fit, but then revision 5 would be split */
+    n = since(m, "a", BS("\0"), 1, 4, &evs, &next);
+    assert_int_equal(n, 3);
+    assert_int_equal(next, 5);
+    n = since(m, "a", BS("\0"), next, 1, &evs, &next);
+    assert_int_equal(n, 2); /* revision 5 alone is larger than max: whole */
+    assert_int_equal(next, 6);
+    n = since(m, "a", BS("\0"), next, 1, &evs, &next);
+    assert_int_equal(n, 1);
+    assert_int_equal(next, 7);
+
+    n = since(m, "a", NOB, 3, 100, &evs, &next);
+    assert_int_equal(n, 2);
+    assert_int_equal(evs[0].kv.mod_revision, 4);
+    assert_int_equal(evs[1].type, API_EVENT_DELETE);
+    n = since(m, "b", NOB, 9, 100, &evs, &next);
+    assert_int_equal(n, 0);
+    assert_int_equal(next, 9);
+
+    /* compaction at 5: from 5 is allowed and returns what was kept of 5
+     * (nothing: both were tombstones); below 5 is compacted */
+    assert_int_equal(mvcc_compact(m, 5), 0);
+    assert_int_equal(mvcc_compact_main_rev(m), 5);
+    assert_int_equal(mvcc_events_since(m, BS("a"), BS("\0"), 4, 10, &arena, &evs, &n, &next),
+                     -ERR_COMPACTED);
+    n = since(m, "a", BS("\0"), 5, 100, &evs, &next);
+    assert_int_equal(n, 1);
+    assert_int_equal(evs[0].kv.mod_revision, 6);
+    put(m, "c", "1"); /* 7 */
+    assert_int_equal(mvcc_compact(m, 7), 0);
+    n = since(m, "c", NOB, 7, 100, &evs, &next);
+    assert_int_equal(n, 1); /* c's put at 7 is its newest: kept, no prev */
+    assert_false(evs[0].has_prev);
+    mvcc_free(m);
+
+    /* before any compaction compactMainRev is -1: from -1 reads everything */
+    m = mvcc_new();
+    assert_int_equal(mvcc_compact_main_rev(m), -1);
+    put(m, "a", "1");
+    n = since(m, "a", NOB, -1, 10, &evs, &next);
+    assert_int_equal(n, 1);
+    assert_int_equal(mvcc_events_since(m, BS("a"), NOB, -2, 10, &arena, &evs, &n, &next),
+                     -ERR_COMPACTED);
+    mvcc_free(m);
+}
+
 /* ---- big trees ---- */
 
 static void test_big_tree(void **state)
@@ -1811,6 +1987,127 @@ static struct api_txn_req *rnd_txn_req(const struct model *md, int depth)
     return t;
 }
 
+/* The event the model's history entry idx is: the kv as of that change and,
+ * as etcd's watch reads prev_kv, the key at main - 1 unless compacted. */
+static void model_event(const struct model *md, size_t idx, struct mvcc_event *ev)
+{
+    const struct mev *e = &md->ev[idx];
+    memset(ev, 0, sizeof *ev);
+    ev->sub = e->sub;
+    ev->kv.key = model_keys[e->key];
+    ev->kv.mod_revision = e->main;
+    ev->type = e->tomb ? API_EVENT_DELETE : API_EVENT_PUT;
+    if (!e->tomb) {
+        bool live = false;
+        for (size_t i = 0; i <= idx; i++) {
+            const struct mev *x = &md->ev[i];
+            if (x->key != e->key)
+                continue;
+            if (x->tomb) {
+                live = false;
+                continue;
+            }
+            if (!live) {
+                live = true;
+                ev->kv.create_revision = x->main;
+                ev->kv.version = 0;
+            }
+            ev->kv.version++;
+        }
+        ev->kv.value.p = e->vlen ? e->val : NULL;
+        ev->kv.value.len = e->vlen;
+        ev->kv.lease = e->lease;
+    }
+    ev->has_prev = e->main - 1 >= md->compact && model_get(md, e->key, e->main - 1, &ev->prev);
+}
+
+static void same_event(const struct mvcc_event *e, const struct mvcc_event *a)
+{
+    assert_int_equal(a->type, e->type);
+    assert_int_equal(a->sub, e->sub);
+    same_kv(&e->kv, &a->kv);
+    assert_int_equal(a->has_prev, e->has_prev);
+    if (e->has_prev)
+        same_kv(&e->prev, &a->prev);
+}
+
+/* The feed after a mutating call: the model's entries from saved on, or
+ * nothing if the call failed. */
+static void check_feed(const struct mvcc *m, const struct model *md, size_t saved, int rc)
+{
+    size_t n = rc ? 0 : md->n - saved;
+    assert_int_equal(mvcc_last_n_events(m), n);
+    for (size_t i = 0; i < n; i++) {
+        struct mvcc_event e, a;
+        model_event(md, saved + i, &e);
+        mvcc_last_event(m, i, &a);
+        same_event(&e, &a);
+    }
+}
+
+/* Whether compaction kept history entry idx: everything above the
+ * compacted revision, and at it a put that is its key's newest there. */
+static bool model_kept(const struct model *md, size_t idx)
+{
+    const struct mev *e = &md->ev[idx];
+    if (e->main > md->compact)
+        return true;
+    if (e->main < md->compact || e->tomb)
+        return false;
+    for (size_t i = idx + 1; i < md->n && md->ev[i].main == e->main; i++)
+        if (md->ev[i].key == e->key)
+            return false;
+    return true;
+}
+
+/* mvcc_events_since from a random revision, batch after batch, against the
+ * model's history. */
+static void check_since(struct mvcc *m, const struct model *md)
+{
+    struct pb_bytes key = model_keys[rnd(NKEYS)], end = rnd_end();
+    int64_t from = md->compact - 1 + (int64_t)rnd((uint32_t)(md->rev - md->compact + 4));
+    size_t max = 1 + rnd(6);
+    struct mvcc_event *evs;
+    size_t n;
+    int64_t next;
+    if (from < md->compact) {
+        assert_int_equal(mvcc_events_since(m, key, end, from, max, &arena, &evs, &n, &next),
+                         -ERR_COMPACTED);
+        return;
+    }
+    size_t want = 0;
+    while (want < md->n && md->ev[want].main < from)
+        want++;
+    for (int64_t at = from;;) {
+        assert_int_equal(mvcc_events_since(m, key, end, at, max, &arena, &evs, &n, &next), 0);
+        if (n > max)
+            assert_int_equal(evs[0].kv.mod_revision, evs[n - 1].kv.mod_revision);
+        for (size_t i = 0; i < n; i++) {
+            while (want < md->n && (!model_in(md->ev[want].key, key, end) || !model_kept(md, want)))
+                want++;
+            assert_true(want < md->n);
+            struct mvcc_event e;
+            model_event(md, want++, &e);
+            same_event(&e, &evs[i]);
+        }
+        if (n)
+            assert_true(next > evs[n - 1].kv.mod_revision);
+        if (at > md->rev) {
+            assert_int_equal(next, at);
+            break;
+        }
+        assert_true(next > at);
+        if (next > md->rev) {
+            assert_int_equal(next, md->rev + 1);
+            break;
+        }
+        at = next;
+    }
+    while (want < md->n && (!model_in(md->ev[want].key, key, end) || !model_kept(md, want)))
+        want++;
+    assert_int_equal(want, md->n);
+}
+
 /* Every key at every readable revision, against the model. */
 static void verify_all(struct mvcc *m, const struct model *md)
 {
@@ -1836,11 +2133,11 @@ static void run_random(uint64_t seed, int steps)
     for (int step = 0; step < steps; step++) {
         uint32_t op = rnd(100);
         int rc_e, rc_a;
+        size_t saved = md.n;
         if (op < 30) {
             struct api_put_req *q = rnd_put_req();
             struct api_put_resp e = {.header = &(struct api_header){0}};
             struct api_put_resp a = {.header = &(struct api_header){0}};
-            size_t saved = md.n;
             model_begin(&md);
             rc_e = model_put(&md, q, &e);
             model_end(&md, saved, rc_e);
@@ -1848,6 +2145,7 @@ static void run_random(uint64_t seed, int steps)
             assert_int_equal(rc_a, rc_e);
             if (!rc_e)
                 same_put(&e, &a);
+            check_feed(m, &md, saved, rc_e);
         } else if (op < 42) {
             struct api_delete_req *q = rnd_delete_req();
             struct api_delete_resp e = {.header = &(struct api_header){0}};
@@ -1857,6 +2155,7 @@ static void run_random(uint64_t seed, int steps)
             model_end(&md, md.n, 0);
             assert_int_equal(mvcc_delete(m, q, &arena, &a), 0);
             same_delete(&e, &a);
+            check_feed(m, &md, saved, 0);
         } else if (op < 70) {
             struct api_range_req *q = rnd_range_req(&md);
             struct api_range_resp e = {.header = &(struct api_header){0}};
@@ -1875,13 +2174,17 @@ static void run_random(uint64_t seed, int steps)
             assert_int_equal(rc_a, rc_e);
             if (!rc_e)
                 same_txn(&e, &a);
+            check_feed(m, &md, saved, rc_e);
         } else {
             int64_t rev = md.compact - 1 + (int64_t)rnd((uint32_t)(md.rev - md.compact + 3));
             rc_e = rev <= md.compact ? -ERR_COMPACTED : rev > md.rev ? -ERR_FUTURE_REV : 0;
             assert_int_equal(mvcc_compact(m, rev), rc_e);
             if (!rc_e)
                 md.compact = rev;
+            assert_int_equal(mvcc_last_n_events(m), 0);
         }
+        if (step % 10 == 9)
+            check_since(m, &md);
         if (step % 200 == 199)
             verify_all(m, &md);
         mem_arena_reset(&arena);
@@ -2077,6 +2380,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_txn_checks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_txn_rollback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_txn_check, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events_since, setup, teardown),
         cmocka_unit_test_setup_teardown(test_big_tree, setup, teardown),
         cmocka_unit_test_setup_teardown(test_random, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nomem, setup, teardown),

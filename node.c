@@ -1,0 +1,836 @@
+/* node.c - this member's raft node and apply loop (node.h).
+ *
+ * Owns the raft state machine, the WAL, the table of calls waiting for their
+ * entries, the member list and the persist job that runs on the loop's
+ * worker thread.  It does not own the stores it applies to (struct server's
+ * mvcc) nor the gRPC calls (grpc.c): it answers them.
+ *
+ * The cycle (one loop thread): proposals and ticks feed raft; at the end of
+ * a loop turn run_ready takes raft's ready; its entries and hard state go to
+ * the worker (wal_save + fdatasync) while the loop keeps serving; when the
+ * worker is done, the committed entries are applied in order, their callers
+ * answered, and the ready advanced.  Proposals made meanwhile wait in raft
+ * and share the next write: group commit without a timer.
+ */
+#include "node.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "err.h"
+#include "lease.h"
+#include "log.h"
+#include "loop.h"
+#include "raft.h"
+#include "rpc.h"
+#include "server.h"
+#include "wal.h"
+
+#define NODE_MAX_MEMBERS 64
+#define WAIT_MIN_CAP 1024
+
+/* A call waiting for its entry to apply, keyed by the request ID carried in
+ * the entry's RequestHeader. */
+struct node_wait {
+    uint64_t id; /* 0 = empty slot */
+    struct grpc_call *call;
+};
+
+struct node {
+    struct server *srv;
+    struct loop *loop;
+    struct raft *raft;
+    struct wal *wal;
+    char wal_dir[1024];
+    uint64_t member_id, cluster_id;
+    struct lease_idgen reqid;
+    int heartbeat_ms;
+    uint64_t tick_timer;
+    bool stopping;
+
+    /* the ready being persisted/applied */
+    struct raft_ready rd;
+    bool rd_out;
+    bool job_running;
+    int job_err; /* set by the worker, read after it is done */
+    bool kick_pending;
+
+    /* waiters: open addressing, linear probing, power-of-two capacity */
+    struct node_wait *waits;
+    size_t wait_cap, n_waits;
+
+    /* applied state besides mvcc */
+    struct member members[NODE_MAX_MEMBERS];
+    size_t n_members;
+    bool cluster_version_set;
+    bool published;
+    bool was_leader;
+    bool campaign_pending; /* a lone voter campaigns once its log is applied */
+    struct mem_arena apply_arena; /* responses nobody waits for */
+};
+
+static void kick(struct node *n);
+
+/* ---- waiters ---- */
+
+static size_t wait_slot(const struct node *n, uint64_t id)
+{
+    /* request IDs count up in their low bits: mix them before masking */
+    uint64_t h = id * 0x9E3779B97F4A7C15ull;
+    return (size_t)(h >> 32) & (n->wait_cap - 1);
+}
+
+static int wait_grow(struct node *n)
+{
+    size_t cap = n->wait_cap ? n->wait_cap * 2 : WAIT_MIN_CAP;
+    struct node_wait *w = mem_calloc(cap, sizeof *w);
+    if (!w)
+        return -1;
+    struct node_wait *old = n->waits;
+    size_t old_cap = n->wait_cap;
+    n->waits = w;
+    n->wait_cap = cap;
+    for (size_t i = 0; i < old_cap; i++)
+        if (old[i].id) {
+            size_t s = wait_slot(n, old[i].id);
+            while (n->waits[s].id)
+                s = (s + 1) & (cap - 1);
+            n->waits[s] = old[i];
+        }
+    mem_free(old);
+    return 0;
+}
+
+static int wait_add(struct node *n, uint64_t id, struct grpc_call *call)
+{
+    if ((n->n_waits + 1) * 2 > n->wait_cap && wait_grow(n) < 0)
+        return -1;
+    size_t s = wait_slot(n, id);
+    while (n->waits[s].id)
+        s = (s + 1) & (n->wait_cap - 1);
+    n->waits[s] = (struct node_wait){id, call};
+    n->n_waits++;
+    return 0;
+}
+
+/* Removes and returns the call waiting for id, or NULL.  Deletion shifts
+ * the following run back so probing never needs tombstones. */
+static struct grpc_call *wait_take(struct node *n, uint64_t id)
+{
+    if (!n->wait_cap)
+        return NULL;
+    size_t mask = n->wait_cap - 1, s = wait_slot(n, id);
+    while (n->waits[s].id && n->waits[s].id != id)
+        s = (s + 1) & mask;
+    if (!n->waits[s].id)
+        return NULL;
+    struct grpc_call *call = n->waits[s].call;
+    n->n_waits--;
+    size_t hole = s;
+    for (size_t j = (s + 1) & mask; n->waits[j].id; j = (j + 1) & mask) {
+        size_t want = wait_slot(n, n->waits[j].id);
+        /* move j into the hole unless its home lies cyclically in (hole, j] */
+        bool stays = hole <= j ? (want > hole && want <= j) : (want > hole || want <= j);
+        if (!stays) {
+            n->waits[hole] = n->waits[j];
+            hole = j;
+        }
+    }
+    n->waits[hole].id = 0;
+    n->waits[hole].call = NULL;
+    return call;
+}
+
+/* ---- members ---- */
+
+static struct member *member_find(struct node *n, uint64_t id)
+{
+    for (size_t i = 0; i < n->n_members; i++)
+        if (n->members[i].id == id)
+            return &n->members[i];
+    return NULL;
+}
+
+static void members_add(struct node *n, const struct member *m)
+{
+    struct member *old = member_find(n, m->id);
+    if (old) {
+        member_free(old);
+        *old = *m;
+        return;
+    }
+    if (n->n_members == NODE_MAX_MEMBERS) {
+        struct member tmp = *m;
+        member_free(&tmp);
+        return;
+    }
+    /* kept in ID order, as etcd lists them */
+    size_t i = n->n_members;
+    while (i > 0 && n->members[i - 1].id > m->id) {
+        n->members[i] = n->members[i - 1];
+        i--;
+    }
+    n->members[i] = *m;
+    n->n_members++;
+}
+
+static void members_remove(struct node *n, uint64_t id)
+{
+    struct member *m = member_find(n, id);
+    if (!m)
+        return;
+    member_free(m);
+    size_t i = (size_t)(m - n->members);
+    memmove(m, m + 1, (n->n_members - i - 1) * sizeof *m);
+    n->n_members--;
+}
+
+/* ---- applying entries ---- */
+
+static void fill_header(struct node *n, struct api_header *h)
+{
+    h->cluster_id = n->cluster_id;
+    h->member_id = n->member_id;
+    struct raft_status st;
+    raft_status(n->raft, &st);
+    h->raft_term = st.term;
+    if (h->revision == 0)
+        h->revision = mvcc_rev(n->srv->mvcc);
+}
+
+static void log_published(struct node *n)
+{
+    struct member *me = member_find(n, n->member_id);
+    if (!me)
+        return;
+    char urls[1024] = "", msg[2048], fields[4096];
+    size_t o = 0;
+    for (size_t i = 0; i < me->n_client_urls && o < sizeof urls; i++)
+        o += (size_t)snprintf(urls + o, sizeof urls - o, "%s%s", i ? " " : "", me->client_urls[i]);
+    snprintf(msg, sizeof msg, "published {Name:%s ClientURLs:[%s]} to cluster %016llx", me->name, urls,
+             (unsigned long long)n->cluster_id);
+    snprintf(fields, sizeof fields,
+             "\"local-member-id\":\"%016llx\",\"local-member-attributes\":\"{Name:%s ClientURLs:[%s]}\","
+             "\"request-path\":\"/0/members/%016llx/attributes\",\"cluster-id\":\"%016llx\","
+             "\"publish-timeout\":\"7s\"",
+             (unsigned long long)n->member_id, me->name, urls, (unsigned long long)n->member_id,
+             (unsigned long long)n->cluster_id);
+    log_line(LOG_INFO, "etcdserver/server.go:2069", "etcdserver",
+             "published local member to cluster through raft", msg, fields);
+}
+
+/* etcd says it is ready once the member is published and the cluster
+ * version known; tools wait for these lines. */
+static void log_ready(struct node *n)
+{
+    char msg[512], fields[512];
+    log_line(LOG_INFO, "embed/serve.go:97", "embed", "ready to serve client requests", NULL, NULL);
+    const struct server_config *cfg = n->srv->cfg;
+    for (size_t i = 0; i < cfg->n_listen_client_urls; i++) {
+        char host[256];
+        int port;
+        bool tls;
+        if (server_parse_url(cfg->listen_client_urls[i], host, sizeof host, &port, &tls) < 0)
+            continue;
+        snprintf(fields, sizeof fields, "\"address\":\"%s:%d\"", host, port);
+        snprintf(msg, sizeof msg, "serving insecure client requests on %s:%d, this is strongly discouraged!",
+                 host, port);
+        log_line(LOG_INFO, "embed/serve.go:145", "embed",
+                 "serving client traffic insecurely; this is strongly discouraged!", msg, fields);
+    }
+}
+
+static void log_cluster_version(struct node *n)
+{
+    char fields[256];
+    snprintf(fields, sizeof fields,
+             "\"cluster-id\":\"%016llx\",\"local-member-id\":\"%016llx\",\"cluster-version\":\"3.4\"",
+             (unsigned long long)n->cluster_id, (unsigned long long)n->member_id);
+    log_line(LOG_INFO, "membership/cluster.go:558", "etcdserver/membership", "set initial cluster version",
+             "set the initial cluster version to 3.4", fields);
+    log_line(LOG_INFO, "api/capability.go:76", "etcdserver/api", "enabled capabilities for version",
+             "enabled capabilities for version 3.4", "\"cluster-version\":\"3.4\"");
+}
+
+/* etcd 3.4 still publishes attributes and the cluster version as v2 store
+ * requests: PUT /0/members/<id>/attributes and PUT /0/version. */
+static void apply_v2(struct node *n, const struct api_v2_request *r)
+{
+    char path[128];
+    if (r->Method.len != 3 || memcmp(r->Method.p, "PUT", 3))
+        return;
+    if (r->Path.len == 10 && !memcmp(r->Path.p, "/0/version", 10)) {
+        if (n->cluster_version_set)
+            return;
+        n->cluster_version_set = true;
+        log_cluster_version(n);
+        if (n->published)
+            log_ready(n);
+        return;
+    }
+    unsigned long long id;
+    if (r->Path.len >= sizeof path)
+        return;
+    memcpy(path, r->Path.p, r->Path.len);
+    path[r->Path.len] = 0;
+    char tail[32];
+    if (sscanf(path, "/0/members/%llx/%31s", &id, tail) != 2 || strcmp(tail, "attributes"))
+        return;
+    struct member *m = member_find(n, id);
+    if (!m || member_from_json(m, (const char *)r->Val.p, r->Val.len, true) < 0)
+        return;
+    if (id == n->member_id && !n->published) {
+        n->published = true;
+        log_published(n);
+        if (n->cluster_version_set)
+            log_ready(n);
+    }
+}
+
+static void apply_conf_change(struct node *n, const struct api_raft_entry *e, struct mem_arena *a)
+{
+    struct api_raft_conf_change cc;
+    if (!e->Data.p || pb_decode(&api_raft_conf_change_desc, e->Data.p, e->Data.len, &cc, a) < 0)
+        return;
+    if (raft_apply_conf_change(n->raft, &cc, NULL) < 0)
+        return;
+    if (cc.type == API_CONF_REMOVE_NODE) {
+        members_remove(n, cc.NodeID);
+        return;
+    }
+    struct member m;
+    if (!cc.context.p || member_from_json(&m, (const char *)cc.context.p, cc.context.len, false) < 0)
+        return;
+    struct member *old = member_find(n, m.id);
+    if (old && !m.name[0] && old->name[0]) { /* an update keeps the attributes */
+        snprintf(m.name, sizeof m.name, "%s", old->name);
+    }
+    members_add(n, &m);
+    char fields[512], msg[512];
+    snprintf(fields, sizeof fields,
+             "\"cluster-id\":\"%016llx\",\"local-member-id\":\"%016llx\",\"added-peer-id\":\"%016llx\"",
+             (unsigned long long)n->cluster_id, (unsigned long long)n->member_id, (unsigned long long)cc.NodeID);
+    snprintf(msg, sizeof msg, "added member %016llx to cluster %016llx", (unsigned long long)cc.NodeID,
+             (unsigned long long)n->cluster_id);
+    log_line(LOG_INFO, "membership/cluster.go:392", "etcdserver/membership", "added member", msg, fields);
+}
+
+static void reply_err(struct grpc_call *call, int err)
+{
+    if (call)
+        grpc_call_fail(call, (int)err_grpc_code(err), err_msg(err));
+}
+
+/* Runs one InternalRaftRequest against the stores and answers its caller. */
+static void apply_request(struct node *n, const struct api_internal_raft_req *r, struct grpc_call *call)
+{
+    struct mvcc *m = n->srv->mvcc;
+    struct mem_arena *a = call ? grpc_call_arena(call) : &n->apply_arena;
+    struct api_header *h = mem_arena_zalloc(a, sizeof *h);
+    if (!h)
+        return reply_err(call, ERR_NOMEM);
+    int rc;
+    if (r->put) {
+        /* etcd's applier checks the lease before anything else */
+        if (r->put->lease && !rpc_lease_exists(n->srv, r->put->lease))
+            return reply_err(call, ERR_LEASE_NOT_FOUND);
+        struct api_put_resp resp = {.header = h};
+        if ((rc = mvcc_put(m, r->put, a, &resp)) < 0)
+            return reply_err(call, rc);
+        fill_header(n, h);
+        if (call)
+            grpc_call_reply(call, &api_put_resp_desc, &resp);
+    } else if (r->delete_range) {
+        struct api_delete_resp resp = {.header = h};
+        if ((rc = mvcc_delete(m, r->delete_range, a, &resp)) < 0)
+            return reply_err(call, rc);
+        fill_header(n, h);
+        if (call)
+            grpc_call_reply(call, &api_delete_resp_desc, &resp);
+    } else if (r->txn) {
+        struct api_txn_resp resp = {.header = h};
+        if ((rc = mvcc_txn(m, r->txn, a, &resp)) < 0)
+            return reply_err(call, rc);
+        fill_header(n, h);
+        if (call)
+            grpc_call_reply(call, &api_txn_resp_desc, &resp);
+    } else if (r->compaction) {
+        if ((rc = mvcc_compact(m, r->compaction->revision)) < 0)
+            return reply_err(call, rc);
+        struct api_compaction_resp resp = {.header = h};
+        fill_header(n, h);
+        if (call)
+            grpc_call_reply(call, &api_compaction_resp_desc, &resp);
+    } else if (call) {
+        grpc_call_fail(call, GRPC_UNIMPLEMENTED, "etcdserver: request not supported by this server");
+    }
+}
+
+static void apply_normal(struct node *n, const struct api_raft_entry *e)
+{
+    if (!e->Data.p || e->Data.len == 0)
+        return; /* a new leader's empty entry */
+    struct mem_arena *a = &n->apply_arena;
+    struct api_internal_raft_req r;
+    /* etcd 3.4 writes v2 requests as a bare etcdserverpb.Request: one that
+     * does not decode as an InternalRaftRequest is taken as that */
+    bool internal = pb_decode(&api_internal_raft_req_desc, e->Data.p, e->Data.len, &r, a) == 0;
+    if (!internal || r.v2) {
+        struct api_v2_request v2;
+        if (internal)
+            v2 = *r.v2;
+        else if (pb_decode(&api_v2_request_desc, e->Data.p, e->Data.len, &v2, a) < 0)
+            return;
+        apply_v2(n, &v2);
+        return;
+    }
+    struct grpc_call *call = r.header ? wait_take(n, r.header->ID) : NULL;
+    apply_request(n, &r, call);
+}
+
+static void apply_entries(struct node *n, const struct api_raft_entry *ents, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        mem_arena_reset(&n->apply_arena);
+        if (ents[i].Type == API_ENTRY_CONF_CHANGE)
+            apply_conf_change(n, &ents[i], &n->apply_arena);
+        else if (ents[i].Type == API_ENTRY_NORMAL)
+            apply_normal(n, &ents[i]);
+    }
+}
+
+/* ---- proposing ---- */
+
+void node_propose(struct node *n, struct api_internal_raft_req *irr, struct grpc_call *call)
+{
+    struct api_request_header hdr = {.ID = lease_idgen_next(&n->reqid)};
+    irr->header = &hdr;
+    struct mem_buf b = {0};
+    if (pb_encode(&api_internal_raft_req_desc, irr, &b) < 0) {
+        mem_buf_free(&b);
+        return reply_err(call, ERR_NOMEM);
+    }
+    if (b.len > n->srv->cfg->max_request_bytes) {
+        mem_buf_free(&b);
+        return reply_err(call, ERR_REQUEST_TOO_LARGE);
+    }
+    if (call && wait_add(n, hdr.ID, call) < 0) {
+        mem_buf_free(&b);
+        return reply_err(call, ERR_NOMEM);
+    }
+    int rc = raft_propose(n->raft, b.data, b.len);
+    mem_buf_free(&b);
+    if (rc < 0) {
+        wait_take(n, hdr.ID);
+        return reply_err(call, rc == RAFT_EDROPPED ? ERR_NO_LEADER : ERR_NOMEM);
+    }
+    kick(n);
+}
+
+/* Bootstrap/restart: the member publishes its name and client URLs (and,
+ * the first time, the cluster version) once it leads, as etcd does. */
+static void propose_v2_put(struct node *n, const char *path, const char *val, size_t vlen)
+{
+    static const char put[] = "PUT";
+    struct api_v2_request r = {
+        .ID = lease_idgen_next(&n->reqid),
+        .Method = {(const uint8_t *)put, 3},
+        .Path = {(const uint8_t *)path, strlen(path)},
+        .Val = {(const uint8_t *)val, vlen},
+        .PrevValue = {(const uint8_t *)"", 0},
+    };
+    struct mem_buf b = {0};
+    if (pb_encode(&api_v2_request_desc, &r, &b) == 0 && raft_propose(n->raft, b.data, b.len) == 0)
+        kick(n);
+    mem_buf_free(&b);
+}
+
+static void publish(struct node *n)
+{
+    struct member *me = member_find(n, n->member_id);
+    if (!me)
+        return;
+    const struct server_config *cfg = n->srv->cfg;
+    struct member attrs = {0};
+    snprintf(attrs.name, sizeof attrs.name, "%s", cfg->name);
+    for (size_t i = 0; i < cfg->n_advertise_client_urls; i++)
+        attrs.client_urls[i] = (char *)cfg->advertise_client_urls[i];
+    attrs.n_client_urls = cfg->n_advertise_client_urls;
+    struct mem_buf b = {0};
+    char path[64];
+    snprintf(path, sizeof path, "/0/members/%llx/attributes", (unsigned long long)n->member_id);
+    if (member_attrs_json(&attrs, &b) == 0)
+        propose_v2_put(n, path, (const char *)b.data, b.len);
+    mem_buf_free(&b);
+    if (!n->cluster_version_set) {
+        log_line(LOG_INFO, "etcdserver/server.go:2567", "etcdserver", "setting up initial cluster version",
+                 "setting up the initial cluster version to 3.4", "\"cluster-version\":\"3.4\"");
+        propose_v2_put(n, "/0/version", "3.4.0", 5);
+    }
+}
+
+/* ---- the ready cycle ---- */
+
+static void on_soft_state(struct node *n, const struct raft_ready *rd)
+{
+    bool leader = rd->role == RAFT_LEADER;
+    if (leader && !n->was_leader) {
+        struct raft_status st;
+        raft_status(n->raft, &st);
+        char msg[256], fields[256];
+        snprintf(msg, sizeof msg, "raft.node: %016llx elected leader %016llx at term %llu",
+                 (unsigned long long)n->member_id, (unsigned long long)n->member_id,
+                 (unsigned long long)st.term);
+        snprintf(fields, sizeof fields, "\"local-member-id\":\"%016llx\",\"elected-leader\":\"%016llx\",\"term\":%llu",
+                 (unsigned long long)n->member_id, (unsigned long long)n->member_id,
+                 (unsigned long long)st.term);
+        log_line(LOG_INFO, "raft/node.go:327", "raft", msg, NULL, fields);
+        n->was_leader = true;
+        publish(n);
+    } else if (!leader) {
+        n->was_leader = false;
+    }
+}
+
+static void persist_work(void *arg)
+{
+    struct node *n = arg;
+    const struct raft_ready *rd = &n->rd;
+    int rc = wal_save(n->wal, rd->has_hard_state ? &rd->hard_state : NULL, rd->entries, rd->n_entries);
+    if (rc == 0 && rd->must_sync)
+        rc = wal_sync(n->wal);
+    n->job_err = rc;
+}
+
+static void finish_ready(struct node *n)
+{
+    /* messages for peers: a one-member cluster has none to send */
+    apply_entries(n, n->rd.committed, n->rd.n_committed);
+    n->rd_out = false;
+    if (raft_advance(n->raft, &n->rd) < 0)
+        log_line(LOG_ERROR, "etcdserver/raft.go:230", "etcdserver", "raft advance failed", NULL, NULL);
+    if (n->campaign_pending && n->n_members == 1) {
+        /* a lone voter need not wait out an election timeout (etcd
+         * fast-forwards its ticks for the same reason); raft ignores the
+         * campaign while conf changes are unapplied, so retry until taken */
+        struct raft_status st;
+        raft_status(n->raft, &st);
+        if (st.role == RAFT_LEADER || st.role == RAFT_CANDIDATE)
+            n->campaign_pending = false;
+        else if (raft_campaign(n->raft) < 0)
+            n->campaign_pending = false;
+    }
+    kick(n);
+}
+
+static void persist_retry(struct loop *l, void *arg);
+
+static void persist_done(struct loop *l, void *arg)
+{
+    (void)l;
+    struct node *n = arg;
+    n->job_running = false;
+    if (n->job_err == -ENOSPC) {
+        /* nothing of the batch stayed on disk: keep it and try again; reads
+         * go on, writes wait (and their clients time out) */
+        char fields[256];
+        snprintf(fields, sizeof fields, "\"error\":\"%s\"", wal_strerror(n->job_err));
+        log_line(LOG_WARN, "wal/wal.go:702", "wal", "failed to write to WAL, retrying", NULL, fields);
+        loop_timer_add(n->loop, 100, persist_retry, n);
+        return;
+    }
+    if (n->job_err < 0) {
+        char fields[256], msg[256];
+        snprintf(fields, sizeof fields, "\"error\":\"%s\"", wal_strerror(n->job_err));
+        snprintf(msg, sizeof msg, "failed to save raft state to WAL: %s", wal_strerror(n->job_err));
+        log_line(LOG_FATAL, "etcdserver/raft.go:238", "etcdserver", "failed to save Raft hard state and entries",
+                 msg, fields);
+        exit(1); /* nothing unsynced was acknowledged: a restart replays the WAL */
+    }
+    if (n->stopping)
+        return;
+    finish_ready(n);
+}
+
+static void start_persist(struct node *n)
+{
+    n->job_running = true;
+    if (loop_work(n->loop, persist_work, persist_done, n) < 0) {
+        n->job_running = false;
+        loop_timer_add(n->loop, 10, persist_retry, n);
+    }
+}
+
+static void persist_retry(struct loop *l, void *arg)
+{
+    (void)l;
+    struct node *n = arg;
+    if (!n->stopping && n->rd_out && !n->job_running)
+        start_persist(n);
+}
+
+static void run_ready(struct loop *l, void *arg)
+{
+    (void)l;
+    struct node *n = arg;
+    n->kick_pending = false;
+    if (n->stopping || n->job_running || n->rd_out || !raft_has_ready(n->raft))
+        return;
+    if (raft_ready(n->raft, &n->rd) < 0)
+        return;
+    n->rd_out = true;
+    if (n->rd.soft_changed)
+        on_soft_state(n, &n->rd);
+    if (n->rd.n_entries || n->rd.has_hard_state)
+        start_persist(n);
+    else
+        finish_ready(n);
+}
+
+static void kick(struct node *n)
+{
+    if (n->kick_pending || n->stopping)
+        return;
+    if (loop_defer(n->loop, run_ready, n) == 0)
+        n->kick_pending = true;
+}
+
+static void on_tick(struct loop *l, void *arg)
+{
+    struct node *n = arg;
+    if (raft_tick(n->raft) == 0)
+        kick(n);
+    n->tick_timer = loop_timer_add(l, (uint64_t)n->heartbeat_ms, on_tick, n);
+}
+
+/* ---- start and stop ---- */
+
+static int mkdir_p(const char *path)
+{
+    char tmp[2048];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    return mkdir(tmp, 0700) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+static int start_new(struct node *n, const struct node_config *cfg, char *err, size_t cap)
+{
+    n->member_id = cfg->self->id;
+    n->cluster_id = member_cluster_id(&n->member_id, 1);
+    struct api_metadata md = {.NodeID = n->member_id, .ClusterID = n->cluster_id};
+    uint8_t mdbuf[32];
+    size_t mdlen = pb_encoded_size(&api_metadata_desc, &md);
+    pb_encode_to(&api_metadata_desc, &md, mdbuf, mdlen);
+    int rc = wal_create(n->wal_dir, mdbuf, mdlen, &n->wal);
+    if (rc < 0) {
+        snprintf(err, cap, "create wal error: %s", wal_strerror(rc));
+        return -1;
+    }
+    struct member boot = *cfg->self;
+    boot.n_client_urls = 0; /* the bootstrap context carries no client URLs */
+    boot.name[0] = 0;
+    snprintf(boot.name, sizeof boot.name, "%s", cfg->self->name);
+    struct mem_buf ctx = {0};
+    if (member_to_json(&boot, &ctx) < 0) {
+        snprintf(err, cap, "out of memory");
+        return -1;
+    }
+    struct raft_config rc_cfg = {
+        .id = n->member_id,
+        .election_tick = cfg->election_ticks,
+        .heartbeat_tick = 1,
+        .pre_vote = cfg->pre_vote,
+        .check_quorum = true,
+        .max_size_per_msg = 1024 * 1024,
+        .max_inflight = 512,
+    };
+    if (getrandom(&rc_cfg.seed, sizeof rc_cfg.seed, 0) < 0)
+        rc_cfg.seed = (uint64_t)time(NULL);
+    struct pb_bytes c = {ctx.data, ctx.len};
+    if (raft_new(&rc_cfg, &n->raft) < 0 || raft_bootstrap(n->raft, &n->member_id, &c, 1) < 0) {
+        mem_buf_free(&ctx);
+        snprintf(err, cap, "cannot start raft");
+        return -1;
+    }
+    mem_buf_free(&ctx);
+    return 0;
+}
+
+static int start_restart(struct node *n, const struct node_config *cfg, char *err, size_t cap)
+{
+    struct mem_arena a;
+    mem_arena_init(&a, 0);
+    struct wal_contents wc;
+    memset(&wc, 0, sizeof wc);
+    int rc = wal_open(n->wal_dir, 0, 0, &a, &n->wal, &wc);
+    if (rc < 0) {
+        snprintf(err, cap, "failed to open WAL: %s: %s", wal_strerror(rc), wc.err);
+        mem_arena_free(&a);
+        return -1;
+    }
+    struct api_metadata md = {0};
+    if (!wc.metadata.p || pb_decode(&api_metadata_desc, wc.metadata.p, wc.metadata.len, &md, &a) < 0) {
+        snprintf(err, cap, "failed to read WAL metadata in %s", n->wal_dir);
+        mem_arena_free(&a);
+        return -1;
+    }
+    n->member_id = md.NodeID;
+    n->cluster_id = md.ClusterID;
+    if (wc.torn) {
+        char fields[1200];
+        snprintf(fields, sizeof fields, "\"wal-dir\":\"%s\",\"offset\":%llu", n->wal_dir,
+                 (unsigned long long)wc.tail_off);
+        log_line(LOG_WARN, "wal/repair.go:40", "wal", "repaired torn WAL tail", NULL, fields);
+    }
+    struct raft_config rc_cfg = {
+        .id = n->member_id,
+        .election_tick = cfg->election_ticks,
+        .heartbeat_tick = 1,
+        .pre_vote = cfg->pre_vote,
+        .check_quorum = true,
+        .max_size_per_msg = 1024 * 1024,
+        .max_inflight = 512,
+        .hard_state = &wc.hs,
+        .entries = wc.ents,
+        .n_entries = wc.n_ents,
+    };
+    if (getrandom(&rc_cfg.seed, sizeof rc_cfg.seed, 0) < 0)
+        rc_cfg.seed = (uint64_t)time(NULL);
+    rc = raft_new(&rc_cfg, &n->raft);
+    mem_arena_free(&a); /* raft copied what it keeps */
+    if (rc < 0) {
+        snprintf(err, cap, "cannot restart raft from %s: %s", n->wal_dir, raft_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+int node_start(struct server *s, const struct node_config *cfg, struct node **out, char *err, size_t cap)
+{
+    struct node *n = mem_calloc(1, sizeof *n);
+    if (!n) {
+        snprintf(err, cap, "out of memory");
+        return -1;
+    }
+    n->srv = s;
+    n->loop = s->loop;
+    n->heartbeat_ms = cfg->heartbeat_ms > 0 ? cfg->heartbeat_ms : 100;
+    mem_arena_init(&n->apply_arena, 0);
+    snprintf(n->wal_dir, sizeof n->wal_dir, "%s/member/wal", cfg->data_dir);
+    char snapdir[1100];
+    snprintf(snapdir, sizeof snapdir, "%s/member/snap", cfg->data_dir);
+    if (mkdir_p(snapdir) < 0) {
+        snprintf(err, cap, "cannot access data directory: mkdir %s: %s", snapdir, strerror(errno));
+        goto fail;
+    }
+    bool restart = wal_exists(n->wal_dir);
+    if ((restart ? start_restart : start_new)(n, cfg, err, cap) < 0)
+        goto fail;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    lease_idgen_init(&n->reqid, n->member_id, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+
+    char msg[256], fields[256];
+    snprintf(fields, sizeof fields, "\"local-member-id\":\"%016llx\",\"cluster-id\":\"%016llx\"",
+             (unsigned long long)n->member_id, (unsigned long long)n->cluster_id);
+    snprintf(msg, sizeof msg, "%s member %016llx in cluster %016llx", restart ? "restarting" : "starting",
+             (unsigned long long)n->member_id, (unsigned long long)n->cluster_id);
+    log_line(LOG_INFO, "etcdserver/raft.go:536", "etcdserver",
+             restart ? "restarting local member" : "starting local member", msg, fields);
+
+    n->tick_timer = loop_timer_add(n->loop, (uint64_t)n->heartbeat_ms, on_tick, n);
+    n->campaign_pending = true;
+    kick(n);
+    *out = n;
+    return 0;
+fail:
+    node_stop(n);
+    return -1;
+}
+
+void node_stop(struct node *n)
+{
+    if (!n)
+        return;
+    n->stopping = true;
+    if (n->tick_timer)
+        loop_timer_cancel(n->loop, n->tick_timer);
+    /* node_stop runs after loop_run returned: let the worker finish the
+     * write in flight before the WAL goes */
+    loop_wait_worker(n->loop);
+    if (n->wal)
+        wal_close(n->wal);
+    for (size_t i = 0; i < n->wait_cap; i++)
+        if (n->waits[i].id)
+            reply_err(n->waits[i].call, ERR_STOPPED);
+    mem_free(n->waits);
+    for (size_t i = 0; i < n->n_members; i++)
+        member_free(&n->members[i]);
+    mem_arena_free(&n->apply_arena);
+    raft_free(n->raft);
+    mem_free(n);
+}
+
+/* ---- queries ---- */
+
+bool node_is_leader(const struct node *n)
+{
+    struct raft_status st;
+    raft_status(n->raft, &st);
+    return st.role == RAFT_LEADER;
+}
+
+uint64_t node_leader(const struct node *n)
+{
+    struct raft_status st;
+    raft_status(n->raft, &st);
+    return st.lead;
+}
+
+uint64_t node_term(const struct node *n)
+{
+    struct raft_status st;
+    raft_status(n->raft, &st);
+    return st.term;
+}
+
+uint64_t node_commit_index(const struct node *n)
+{
+    struct raft_status st;
+    raft_status(n->raft, &st);
+    return st.commit;
+}
+
+uint64_t node_applied_index(const struct node *n)
+{
+    struct raft_status st;
+    raft_status(n->raft, &st);
+    return st.applied;
+}
+
+uint64_t node_member_id(const struct node *n)
+{
+    return n->member_id;
+}
+
+uint64_t node_cluster_id(const struct node *n)
+{
+    return n->cluster_id;
+}
+
+const struct member *node_members(const struct node *n, size_t *count)
+{
+    *count = n->n_members;
+    return n->members;
+}

@@ -1,0 +1,63 @@
+/* node.h - this member's raft node: client writes become raft proposals
+ * (etcd's InternalRaftRequest), what raft hands out is persisted to the WAL
+ * on the worker thread (group commit: everything proposed while the previous
+ * write was in flight shares the next write and fdatasync), committed
+ * entries are applied in order to the stores, and each waiting gRPC call is
+ * answered only then.  A single-member cluster is raft with one voter: there
+ * is no second write path.
+ *
+ * The data directory is etcd's: <data-dir>/member/wal holds the WAL with
+ * etcd's records and entries (the bootstrap conf change, the v2 publish and
+ * cluster-version requests, InternalRaftRequests), so a restart replays it,
+ * and etcd 3.4 replays it too.
+ */
+#ifndef ETCD_NODE_H
+#define ETCD_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "api.h"
+#include "grpc.h"
+#include "member.h"
+
+struct server;
+struct node;
+
+struct node_config {
+    const char *data_dir;
+    const struct member *self; /* this member as the flags describe it */
+    const char *cluster_token;
+    int heartbeat_ms;   /* --heartbeat-interval */
+    int election_ticks; /* --election-timeout / --heartbeat-interval */
+    bool pre_vote;
+};
+
+/* Opens (restart: replays the WAL) or creates (new member: bootstraps a
+ * one-member cluster) the data directory and starts ticking.  On restart the
+ * member and cluster IDs come from the WAL, as in etcd, whatever the flags
+ * say.  0, or -1 with a message in err. */
+int node_start(struct server *s, const struct node_config *cfg, struct node **out, char *err,
+               size_t cap) __attribute__((warn_unused_result));
+/* Waits for the in-flight WAL write, closes the WAL, frees everything.
+ * Calls still waiting for their entries fail with "etcdserver: server
+ * stopped". */
+void node_stop(struct node *n);
+
+/* Proposes irr on behalf of call (NULL: nobody waits); irr->header is set
+ * here.  The call is answered when the entry applies, or failed now (no
+ * leader, too large, ...). */
+void node_propose(struct node *n, struct api_internal_raft_req *irr, struct grpc_call *call);
+
+bool node_is_leader(const struct node *n);
+uint64_t node_leader(const struct node *n);
+uint64_t node_term(const struct node *n);
+uint64_t node_commit_index(const struct node *n);
+uint64_t node_applied_index(const struct node *n);
+uint64_t node_member_id(const struct node *n);
+uint64_t node_cluster_id(const struct node *n);
+/* The members as applied, in ID order; valid until the next apply. */
+const struct member *node_members(const struct node *n, size_t *count);
+
+#endif
