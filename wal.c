@@ -107,6 +107,7 @@ static int wal_prealloc(int fd, uint64_t size);
 static int wal_pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off);
 static int wal_slurp(int fd, uint8_t **out, size_t *n);
 static bool wal_torn(const uint8_t *p, size_t n, uint64_t fileoff);
+static bool wal_canonical(const struct api_wal_record *rec, const uint8_t *d, size_t len);
 static int wal_next(const uint8_t *p, size_t n, size_t *off, bool last, uint32_t *crc,
                     struct api_wal_record *rec, struct mem_arena *a);
 static int wal_errf(struct wal_contents *c, int err, const char *path, size_t off);
@@ -422,6 +423,17 @@ static bool wal_torn(const uint8_t *p, size_t n, uint64_t fileoff)
     return false;
 }
 
+/* Whether d[0..len) is exactly how etcd encodes *rec: type and crc as the
+ * encoder writes them, then nothing but the data field. */
+static bool wal_canonical(const struct api_wal_record *rec, const uint8_t *d, size_t len)
+{
+    struct api_wal_record head = {.type = rec->type, .crc = rec->crc};
+    uint8_t b[32]; /* two tags and varints: at most 17 bytes */
+    size_t n = pb_encoded_size(&api_wal_record_desc, &head);
+    pb_encode_to(&api_wal_record_desc, &head, b, n);
+    return n <= len && memcmp(b, d, n) == 0 && pb_encoded_size(&api_wal_record_desc, rec) == len;
+}
+
 /* Decodes the record framed at p[*off..n) into *rec (rec->data points into
  * p) and chains its CRC into *crc (crc records are checked by the caller).
  * Returns WAL_F_REC and advances *off; WAL_F_END at the end of the segment
@@ -438,8 +450,17 @@ static int wal_next(const uint8_t *p, size_t n, size_t *off, bool last, uint32_t
     if (n - o < 8)
         return WAL_F_TORN;
     uint64_t word = wal_get_le64(p + o);
-    if (word == 0)
+    if (word == 0) {
+        /* Preallocated space, or a sector a torn write never reached (etcd
+         * ignores what follows; see wal_open).  Either way the rest of
+         * that sector is zero: a length word zeroed inside written data is
+         * corruption, which etcd would take as the end of the log. */
+        size_t sector_end = (o / WAL_SECTOR + 1) * WAL_SECTOR;
+        for (size_t i = o + 8; i < n && i < sector_end; i++)
+            if (p[i])
+                return WAL_ECORRUPT;
         return WAL_F_END;
+    }
     uint64_t len = word & 0x00ffffffffffffffull;
     unsigned top = (unsigned)(word >> 56);
     uint64_t pad = top & 0x80 ? top & 7 : 0;
@@ -462,7 +483,7 @@ static int wal_next(const uint8_t *p, size_t n, size_t *off, bool last, uint32_t
         if (d[len + i])
             err = WAL_ECORRUPT;
     if (!err && (pb_decode(&api_wal_record_desc, d, (size_t)len, rec, a) != PB_OK ||
-                 pb_encoded_size(&api_wal_record_desc, rec) != len))
+                 !wal_canonical(rec, d, (size_t)len)))
         err = WAL_ECORRUPT;
     if (!err && rec->type != WAL_REC_CRC) {
         uint32_t c = crc32c_update(*crc, rec->data.p, rec->data.len);

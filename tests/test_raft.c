@@ -400,7 +400,10 @@ static void node_complete(struct cluster *c, struct node *nd)
     assert_int_equal(raft_advance(nd->r, rd), 0);
     nd->has_rd = false;
 
-    if (c->snap_every && nd->applied >= nd->snap_index + c->snap_every) {
+    /* (a snapshot received meanwhile, not yet handed out, is newer) */
+    const struct api_raft_snapshot *cur = raft_snapshot(nd->r);
+    if (c->snap_every && nd->applied >= nd->snap_index + c->snap_every &&
+        (!cur || cur->metadata->index < nd->applied)) {
         struct api_raft_conf_state cs;
         uint8_t data[16];
         raft_conf_state(nd->r, &cs);
@@ -673,7 +676,9 @@ static void chaos_run(size_t n, uint64_t seed, int steps, bool pre_vote, bool ch
     cluster_init(c, n, n, seed, pre_vote, check_quorum);
     c->snap_every = 12;
     c->snap_keep = 4;
-    c->drop_pct = 3;
+    /* how rough the run is: crashes and partitions 1x..4x, losses */
+    uint64_t heavy = 1 + seed % 4;
+    c->drop_pct = heavy;
     c->dup_pct = 2;
     for (int s = 0; s < steps; s++) {
         struct node *nd = &c->nd[rng_next(&c->rng) % n];
@@ -681,7 +686,7 @@ static void chaos_run(size_t n, uint64_t seed, int steps, bool pre_vote, bool ch
         if (roll < 60) {
             tick_all(c);
         } else if (roll < 560) {
-            if (c->n_net)
+            for (int k = 0; k < 3 && c->n_net; k++)
                 deliver(c, rng_next(&c->rng) % c->n_net, false);
         } else if (roll < 710) {
             node_take(c, nd);
@@ -702,7 +707,7 @@ static void chaos_run(size_t n, uint64_t seed, int steps, bool pre_vote, bool ch
                 assert_true(rc == 0 || rc == RAFT_EDROPPED);
             }
         } else if (roll < 963) {
-            if (nd->r) {
+            if (nd->r && rng_next(&c->rng) % 4 < heavy) {
                 node_crash(nd);
                 st->crashes++;
             }
@@ -710,6 +715,8 @@ static void chaos_run(size_t n, uint64_t seed, int steps, bool pre_vote, bool ch
             if (!nd->r)
                 node_start(c, nd);
         } else if (roll < 982) {
+            if (rng_next(&c->rng) % 4 >= heavy)
+                continue;
             /* a random partition: each node on side 0 or 1 */
             uint64_t side = rng_next(&c->rng);
             heal(c);

@@ -34,24 +34,43 @@ def free_ports(n):
 class Server:
     """One server process on free loopback ports and a temp data dir."""
 
-    def __init__(self, binary, extra=(), name="default", env=None, cwd=None):
+    def __init__(self, binary, extra=(), name="default", env=None, cwd=None, data=None):
         self.binary = binary
         self.cport, self.pport = free_ports(2)
         self.tmp = tempfile.mkdtemp(prefix="etcdtest.")
-        self.data = os.path.join(self.tmp, "data")
+        self.data = data or os.path.join(self.tmp, "data")
+        self.keep_data = data is not None
         self.endpoint = "127.0.0.1:%d" % self.cport
         self.log = os.path.join(self.tmp, "server.log")
         url = "http://" + self.endpoint
-        args = [binary, "--name", name, "--data-dir", self.data,
-                "--listen-client-urls", url, "--advertise-client-urls", url,
-                "--listen-peer-urls", "http://127.0.0.1:%d" % self.pport,
-                "--initial-advertise-peer-urls", PEER_URL,
-                "--initial-cluster", "%s=%s" % (name, PEER_URL)] + list(extra)
-        e = dict(os.environ)
-        e.update(env or {})
-        self.logf = open(self.log, "wb")
-        self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT, env=e, cwd=cwd or self.tmp)
+        self.args = ["--name", name, "--data-dir", self.data,
+                     "--listen-client-urls", url, "--advertise-client-urls", url,
+                     "--listen-peer-urls", "http://127.0.0.1:%d" % self.pport,
+                     "--initial-advertise-peer-urls", PEER_URL,
+                     "--initial-cluster", "%s=%s" % (name, PEER_URL)] + list(extra)
+        self.env = dict(os.environ)
+        self.env.update(env or {})
+        self.cwd = cwd or self.tmp
+        self.logf = open(self.log, "ab")
+        self.start()
+
+    def start(self, binary=None):
+        """(Re)starts the process on the same ports and data dir."""
+        self.binary = binary or self.binary
+        self.proc = subprocess.Popen([self.binary] + self.args, stdout=self.logf, stderr=subprocess.STDOUT,
+                                     env=self.env, cwd=self.cwd)
         self.wait_ready()
+
+    def kill(self, sig=signal.SIGKILL):
+        """Stops the process only, keeping the data dir for a restart."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
 
     def wait_ready(self, timeout=20):
         deadline = time.time() + timeout
@@ -77,16 +96,10 @@ class Server:
         return self.proc.poll() is None
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        rc = self.kill(signal.SIGTERM)
         self.logf.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
-        return self.proc.returncode
+        return rc
 
 
 def ctl_env():

@@ -10,6 +10,7 @@ import harness  # noqa: E402
 import kv_compare  # noqa: E402,F401
 import clients  # noqa: E402,F401
 import bad_input  # noqa: E402,F401
+import durability  # noqa: E402,F401
 
 if __name__ == "__main__":
     res = os.path.join(harness.ROOT, "build", "e2e-result.txt")
