@@ -56,6 +56,8 @@ struct node {
     /* the ready being persisted/applied */
     struct raft_ready rd;
     bool rd_out;
+    size_t rd_applied;        /* rd.committed[0..rd_applied) are applied */
+    uint64_t persisted_index; /* the WAL holds every entry up to here */
     bool job_running;
     int job_err; /* set by the worker, read after it is done */
     bool kick_pending;
@@ -507,10 +509,25 @@ static void persist_work(void *arg)
     n->job_err = rc;
 }
 
+/* Applies the ready's committed entries that are durable in our WAL, from
+ * n->rd_applied on.  A lone voter's committed entries always are (raft
+ * counts the leader only once its write is done), so they are applied and
+ * answered while the next batch is still being written. */
+static void apply_durable(struct node *n)
+{
+    size_t i = n->rd_applied;
+    while (i < n->rd.n_committed && n->rd.committed[i].Index <= n->persisted_index)
+        i++;
+    apply_entries(n, n->rd.committed + n->rd_applied, i - n->rd_applied);
+    n->rd_applied = i;
+}
+
 static void finish_ready(struct node *n)
 {
     /* messages for peers: a one-member cluster has none to send */
-    apply_entries(n, n->rd.committed, n->rd.n_committed);
+    if (n->rd.n_entries)
+        n->persisted_index = n->rd.entries[n->rd.n_entries - 1].Index;
+    apply_durable(n);
     n->rd_out = false;
     if (raft_advance(n->raft, &n->rd) < 0)
         log_line(LOG_ERROR, "etcdserver/raft.go:230", "etcdserver", "raft advance failed", NULL, NULL);
@@ -584,12 +601,27 @@ static void run_ready(struct loop *l, void *arg)
     if (raft_ready(n->raft, &n->rd) < 0)
         return;
     n->rd_out = true;
+    n->rd_applied = 0;
     if (n->rd.soft_changed)
         on_soft_state(n, &n->rd);
-    if (n->rd.n_entries || n->rd.has_hard_state)
+    apply_durable(n);
+    if (n->rd.n_entries || n->rd.must_sync) {
         start_persist(n);
-    else
-        finish_ready(n);
+        return;
+    }
+    if (n->rd.has_hard_state) {
+        /* only the commit index moved: a write to the page cache, no sync
+         * (etcd does not sync it either); the worker is idle, so the WAL is
+         * ours to use on this thread */
+        int rc = wal_save(n->wal, &n->rd.hard_state, NULL, 0);
+        if (rc < 0) {
+            n->job_err = rc;
+            n->job_running = true; /* persist_done handles the error */
+            persist_done(n->loop, n);
+            return;
+        }
+    }
+    finish_ready(n);
 }
 
 static void kick(struct node *n)
@@ -705,6 +737,7 @@ static int start_restart(struct node *n, const struct node_config *cfg, char *er
         .entries = wc.ents,
         .n_entries = wc.n_ents,
     };
+    n->persisted_index = wc.n_ents ? wc.ents[wc.n_ents - 1].Index : 0;
     if (getrandom(&rc_cfg.seed, sizeof rc_cfg.seed, 0) < 0)
         rc_cfg.seed = (uint64_t)time(NULL);
     rc = raft_new(&rc_cfg, &n->raft);

@@ -158,6 +158,7 @@ static uint64_t raft_log_term0(const struct raft_log *g, uint64_t i);
 static uint64_t raft_log_last_term(const struct raft_log *g);
 static bool raft_log_match(const struct raft_log *g, uint64_t i, uint64_t term);
 static bool raft_log_up_to_date(const struct raft_log *g, uint64_t lasti, uint64_t term);
+static bool raft_log_reserve(struct raft *r, size_t total);
 static bool raft_log_append(struct raft *r, const struct api_raft_entry *ents, size_t n);
 static bool raft_log_slice(struct raft *r, uint64_t lo, uint64_t hi, uint64_t max_size,
                            struct api_raft_entry **out, size_t *n);
@@ -191,19 +192,22 @@ static void raft_bcast_append(struct raft *r);
 static void raft_bcast_heartbeat(struct raft *r, const uint8_t *ctx, size_t len);
 static void raft_send_timeout_now(struct raft *r, uint64_t to);
 
+static void raft_reset_randomized_timeout(struct raft *r);
 static void raft_reset(struct raft *r, uint64_t term);
 static void raft_become_follower(struct raft *r, uint64_t term, uint64_t lead);
 static void raft_become_candidate(struct raft *r);
 static void raft_become_pre_candidate(struct raft *r);
 static void raft_become_leader(struct raft *r);
 static void raft_campaign_start(struct raft *r, enum raft_campaign_type t);
-static void raft_hup(struct raft *r, enum raft_campaign_type t);
+static void raft_hup(struct raft *r);
 static enum raft_vote_result raft_poll(struct raft *r, uint64_t id, bool granted);
 static bool raft_maybe_commit(struct raft *r);
 static void raft_committed_advanced(struct raft *r);
 static bool raft_append_entries_local(struct raft *r, struct api_raft_entry *ents, size_t n);
 
+static bool raft_is_vote(int32_t t);
 static int raft_step_msg(struct raft *r, const struct api_raft_message *m);
+static void raft_check_quorum(struct raft *r);
 static int raft_step_leader(struct raft *r, const struct api_raft_message *m);
 static int raft_step_candidate(struct raft *r, const struct api_raft_message *m);
 static int raft_step_follower(struct raft *r, const struct api_raft_message *m);
@@ -998,8 +1002,8 @@ static void raft_campaign_start(struct raft *r, enum raft_campaign_type t)
     }
 }
 
-/* MsgHup handling. */
-static void raft_hup(struct raft *r, enum raft_campaign_type t)
+/* MsgHup: an election timeout or raft_campaign. */
+static void raft_hup(struct raft *r)
 {
     const struct raft_log *g = &r->r_log;
     if (r->r_role == RAFT_LEADER || !raft_promotable(r))
@@ -1010,9 +1014,7 @@ static void raft_hup(struct raft *r, enum raft_campaign_type t)
     for (uint64_t i = lo; i <= g->g_committed; i++)
         if (raft_log_ent(g, i)->Type == API_ENTRY_CONF_CHANGE)
             return;
-    if (t == RAFT_CAMPAIGN_ELECTION && r->r_pre_vote)
-        t = RAFT_CAMPAIGN_PRE_ELECTION;
-    raft_campaign_start(r, t);
+    raft_campaign_start(r, r->r_pre_vote ? RAFT_CAMPAIGN_PRE_ELECTION : RAFT_CAMPAIGN_ELECTION);
 }
 
 /* raft.poll: record id's (first) vote, then count. */
@@ -1127,9 +1129,6 @@ static int raft_step_msg(struct raft *r, const struct api_raft_message *m)
     }
 
     switch (m->type) {
-    case RAFT_MSG_HUP:
-        raft_hup(r, RAFT_CAMPAIGN_ELECTION);
-        return 0;
     case RAFT_MSG_VOTE:
     case RAFT_MSG_PRE_VOTE: {
         /* A repeat of our vote, no vote and no leader yet this term, or a
@@ -1168,6 +1167,9 @@ static int raft_step_msg(struct raft *r, const struct api_raft_message *m)
     return raft_step_follower(r, m);
 }
 
+/* CheckQuorum (thesis 6.2): a leader that has not heard from a majority
+ * within an election timeout steps down, so that a partitioned leader does
+ * not go on serving (and so that the lease in raft_step_msg is sound). */
 static void raft_check_quorum(struct raft *r)
 {
     struct raft_progress *self = raft_pr(r, r->r_id);
@@ -1184,13 +1186,6 @@ static int raft_step_leader(struct raft *r, const struct api_raft_message *m)
 {
     struct raft_log *g = &r->r_log;
     switch (m->type) {
-    case RAFT_MSG_BEAT:
-        raft_bcast_heartbeat(r, r->r_n_reads ? r->r_reads[r->r_n_reads - 1].rr_ctx : NULL,
-                             r->r_n_reads ? r->r_reads[r->r_n_reads - 1].rr_len : 0);
-        return 0;
-    case RAFT_MSG_CHECK_QUORUM:
-        raft_check_quorum(r);
-        return 0;
     case RAFT_MSG_PROP: {
         if (!raft_pr(r, r->r_id) || r->r_transferee)
             return RAFT_EDROPPED;
@@ -1606,7 +1601,7 @@ static int raft_read_request(struct raft *r, uint64_t from, const uint8_t *ctx, 
 static void raft_read_serve(struct raft *r, uint64_t from, const uint8_t *ctx, size_t len)
 {
     uint64_t committed = r->r_log.g_committed;
-    if (raft_n_voters(r) == 1 && raft_pr(r, r->r_id) && !raft_pr(r, r->r_id)->p_learner) {
+    if (raft_n_voters(r) == 1 && raft_promotable(r)) { /* we are the only voter */
         raft_read_respond(r, from, committed, ctx, len);
         return;
     }
@@ -1850,7 +1845,7 @@ int raft_tick(struct raft *r)
         r->r_election_elapsed++;
         if (raft_promotable(r) && r->r_election_elapsed >= r->r_randomized_timeout) {
             r->r_election_elapsed = 0;
-            raft_hup(r, RAFT_CAMPAIGN_ELECTION);
+            raft_hup(r);
         }
         return r->r_err;
     }
@@ -1867,7 +1862,10 @@ int raft_tick(struct raft *r)
     }
     if (r->r_role == RAFT_LEADER && r->r_heartbeat_elapsed >= r->r_heartbeat_timeout) {
         r->r_heartbeat_elapsed = 0;
-        raft_step_leader(r, &(struct api_raft_message){.type = RAFT_MSG_BEAT, .from = r->r_id});
+        /* The newest pending read rides along: its confirmation confirms
+         * every read queued before it too. */
+        const struct raft_read *last = r->r_n_reads ? &r->r_reads[r->r_n_reads - 1] : NULL;
+        raft_bcast_heartbeat(r, last ? last->rr_ctx : NULL, last ? last->rr_len : 0);
     }
     return r->r_err;
 }
@@ -1973,7 +1971,7 @@ int raft_campaign(struct raft *r)
 {
     if (r->r_err)
         return r->r_err;
-    raft_hup(r, RAFT_CAMPAIGN_ELECTION);
+    raft_hup(r);
     return r->r_err;
 }
 

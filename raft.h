@@ -13,13 +13,15 @@
  * Messages are raftpb.Message as struct api_raft_message, so the transport
  * pb_encodes them with api_raft_message_desc and talks to real etcd members.
  *
- * One deliberate difference from etcd 3.4: the leader counts its own log
+ * Deliberate differences from etcd 3.4: the leader counts its own log
  * towards the commit quorum only once the caller has persisted it (reported
  * by raft_advance), as the Raft thesis (section 10.2.1) allows when the
  * leader writes in parallel with replication.  A lone voter therefore
  * commits exactly what it has persisted: propose -> raft_ready (entries to
  * persist) -> raft_advance -> raft_ready (the same entries, committed, to
- * apply).
+ * apply).  For the same reason a lone voter, like any leader, answers
+ * ReadIndex only after it has committed an entry of its term.  Read
+ * requests pending at a leader are dropped when it loses leadership.
  *
  * The cycle, run by one thread:
  *
@@ -35,9 +37,11 @@
  *
  * Any call but raft_ready may be made between raft_ready and raft_advance
  * (new work then shows up in the next ready).  Messages must leave only
- * after the state in the same ready is durable; the one exception is a
- * leader's MsgApp/MsgHeartbeat/MsgSnap, which may go out while its own write
- * is in flight, since the leader counts itself only after raft_advance.
+ * after the state in the same ready is durable; the one exception is the
+ * MsgApp/MsgHeartbeat/MsgSnap of a ready whose role is RAFT_LEADER, which
+ * may go out while that write is in flight: the leader counts itself only
+ * after raft_advance, and its term and vote were made durable before it
+ * could ask for votes.
  *
  * Memory: raft owns a copy of every entry from the last compaction point on
  * (raft_compact bounds it), of the latest snapshot, and of what the pending
@@ -172,8 +176,9 @@ int raft_bootstrap(struct raft *r, const uint64_t *ids, const struct pb_bytes *c
 int raft_tick(struct raft *r) RAFT_MUST_CHECK;
 /* A message from a peer.  RAFT_ELOCAL for local-only types, RAFT_EPEER for
  * a response from a member not in the configuration, RAFT_EDROPPED for a
- * forwarded proposal this member cannot take, RAFT_EINVAL for an unknown
- * type; 0 otherwise (including messages ignored as stale or malformed). */
+ * forwarded proposal or read request this member cannot take, RAFT_EINVAL
+ * for an unknown type; 0 otherwise (including messages ignored as stale or
+ * malformed). */
 int raft_step(struct raft *r, const struct api_raft_message *m) RAFT_MUST_CHECK;
 /* Propose data (copied) as a normal entry.  0 when appended (leader) or
  * forwarded to the leader; RAFT_EDROPPED when there is no leader, a leader
@@ -228,7 +233,9 @@ struct raft_ready {
     bool soft_changed;
 
     /* persist, in this order, before sending (see the top of this file) */
-    const struct api_raft_snapshot *snapshot; /* from the leader, or NULL */
+    const struct api_raft_snapshot *snapshot; /* from the leader, or NULL; raft's
+                                                 log now starts after it, so the
+                                                 persisted entries go too */
     const struct api_raft_entry *entries;     /* append; entries[0].Index may
                                                  be <= the persisted last index:
                                                  the tail from there is replaced */
