@@ -62,6 +62,8 @@
 #define DB_PAGE_DEFAULT 4096u
 #define DB_MAX_NEST 64     /* nested buckets deeper than this are reported corrupt */
 #define DB_DEFRAG_LIMIT 10000 /* keys per commit while defragmenting, as etcd */
+#define DB_MSG 256         /* error message buffers */
+#define DB_POOL_MAX 1024   /* one-page write buffers kept between commits */
 
 enum { PG_BRANCH = 0x01, PG_LEAF = 0x02, PG_META = 0x04, PG_FREELIST = 0x10 };
 enum { DB_BUCKET_LEAF = 0x01 };
@@ -117,7 +119,7 @@ struct db_node {
 
 struct db_bucket {
     struct db_tx *tx;
-    struct db_bucket *parent, *kids, *next; /* opened nested buckets */
+    struct db_bucket *kids, *next; /* opened nested buckets, their siblings */
     const uint8_t *name;
     size_t nlen;
     uint64_t root, seq;
@@ -132,7 +134,7 @@ struct db_bucket {
 struct db_dirty {
     uint64_t id;
     uint32_t npages;
-    uint8_t *buf; /* arena */
+    uint8_t *buf; /* one page: heap, back to the pool after; more: arena */
 };
 
 struct db {
@@ -151,7 +153,11 @@ struct db {
     struct db_ids free; /* sorted */
     struct db_pending *pending;
     size_t npending, pending_cap;
-    char errmsg[256];
+    /* spare one-page buffers (heap), reused by the next commit: fresh memory
+     * for every page written costs a page fault each */
+    uint8_t **pool;
+    size_t npool, pool_cap;
+    char errmsg[DB_MSG];
 };
 
 struct db_tx {
@@ -163,7 +169,7 @@ struct db_tx {
     bool write;
     int err;
     char *msg; /* own_msg, or db->errmsg for the writer */
-    char own_msg[256];
+    char own_msg[DB_MSG];
     struct mem_arena arena; /* bucket handles, copies of keys and values, pages */
     struct db_bucket root;
     struct db_node *nodes;
@@ -178,7 +184,7 @@ struct db_tx {
 
 /* Tests only: the n-th write or sync (0 = the next) fails with
  * db_fault_errno, and every later one too; the failing write first writes
- * half its bytes, as a torn write would. */
+ * its first 50 bytes, as a torn write would. */
 static long db_fault_at = -1;
 static int db_fault_errno = EIO;
 
@@ -192,6 +198,8 @@ static int db_begin_at(struct db *db, bool write, bool internal, struct db_tx **
 static void db_tx_end(struct db_tx *tx);
 static int db_bucket_root(struct db_bucket *b, struct db_cursor_ref *r);
 static int db_free_bucket(struct db_tx *tx, struct db_bucket *b, int nest);
+static int db_free_elems(struct db_tx *tx, struct db_bucket *b, const struct db_cursor_ref *r,
+                         int depth, int nest);
 static int db_walk_page(struct db_tx *tx, uint8_t *seen, const uint8_t *isfree, bool check,
                         uint64_t id, int depth, int nest);
 
@@ -206,7 +214,8 @@ static void st64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
 
 static int db_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 {
-    int c = memcmp(a, b, al < bl ? al : bl);
+    size_t n = al < bl ? al : bl;
+    int c = n ? memcmp(a, b, n) : 0;
     if (c)
         return c;
     return al < bl ? -1 : al > bl;
@@ -289,11 +298,6 @@ const char *db_strerror(int err)
 
 /* ---- errors ---- */
 
-static void db_vfmt(char *buf, size_t len, const char *fmt, va_list ap)
-{
-    vsnprintf(buf, len, fmt, ap);
-}
-
 /* Records a failure on tx (the first one sticks) and returns it. */
 static int db_fail(struct db_tx *tx, int err, const char *fmt, ...)
 {
@@ -301,7 +305,7 @@ static int db_fail(struct db_tx *tx, int err, const char *fmt, ...)
         return tx->err;
     va_list ap;
     va_start(ap, fmt);
-    db_vfmt(tx->msg, sizeof tx->own_msg, fmt, ap);
+    vsnprintf(tx->msg, sizeof tx->own_msg, fmt, ap);
     va_end(ap);
     tx->err = err;
     return err;
@@ -312,7 +316,7 @@ static int db_corrupt(struct db_tx *tx, uint64_t id, const char *fmt, ...)
     char what[160];
     va_list ap;
     va_start(ap, fmt);
-    db_vfmt(what, sizeof what, fmt, ap);
+    vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
     if (id)
         return db_fail(tx, DB_ECORRUPT, "%s: page %" PRIu64 " (offset %" PRIu64 "): %s",
@@ -352,7 +356,8 @@ static int db_pwritev(struct db_tx *tx, struct iovec *iov, int cnt, uint64_t off
     while (cnt > 0) {
         ssize_t w;
         if (db_fault()) {
-            if (pwrite(tx->db->fd, iov[0].iov_base, iov[0].iov_len / 2, (off_t)off) < 0) {
+            if (pwrite(tx->db->fd, iov[0].iov_base, iov[0].iov_len < 50 ? iov[0].iov_len : 50,
+                       (off_t)off) < 0) {
             }
             errno = db_fault_errno;
             w = -1;
@@ -576,7 +581,8 @@ static int db_bucket_root(struct db_bucket *b, struct db_cursor_ref *r)
 static int db_cur_push(struct db_cursor *c, const struct db_cursor_ref *r)
 {
     if (c->cu_depth >= DB_MAX_DEPTH)
-        return db_corrupt(c->cu_tx, 0, "tree deeper than %d levels", DB_MAX_DEPTH);
+        return db_corrupt(c->cu_tx, r->cr_page ? ld64(r->cr_page) : 0,
+                          "tree deeper than %d levels (a cycle?)", DB_MAX_DEPTH);
     c->cu_stack[c->cu_depth++] = *r;
     return 0;
 }
@@ -899,9 +905,13 @@ static size_t db_inodes_size(const struct db_inode *v, size_t n)
     return sz;
 }
 
-/* Pages of a node (and its overflow) go to this transaction's freed list. */
+/* Pages of a node (and its overflow) go to this transaction's freed list.
+ * More than the file has means a page is reached twice: a corrupt tree,
+ * maybe one whose pages fan out to the same child again and again. */
 static int db_free_pages(struct db_tx *tx, uint64_t id, uint32_t ovf)
 {
+    if (tx->freed.n + ovf >= tx->hw)
+        return db_corrupt(tx, id, "more pages freed than the file has");
     for (uint64_t i = 0; i <= ovf; i++)
         if (db_ids_push(&tx->freed, id + i))
             return db_fail(tx, DB_ENOMEM, "out of memory freeing pages");
@@ -937,7 +947,6 @@ static int db_bucket_open(struct db_bucket *parent, const struct db_inode *e,
     if (!b)
         return db_fail(tx, DB_ENOMEM, "out of memory opening a bucket");
     b->tx = tx;
-    b->parent = parent;
     b->name = e->key;
     b->nlen = e->klen;
     b->root = ld64(e->val);
@@ -1032,27 +1041,40 @@ int db_bucket_create(struct db_tx *tx, struct db_bucket *parent, const void *nam
     return db_bucket_open(p, &n->in.v[i], out);
 }
 
-/* Frees the pages under a node or page (depth levels below a bucket root). */
-static int db_free_tree(struct db_tx *tx, struct db_node *n, uint64_t pgid, int depth)
+/* Frees a node (its original page) or a page, everything below it and the
+ * buckets nested in its leaves. */
+static int db_free_tree(struct db_tx *tx, struct db_bucket *b, struct db_node *n, uint64_t pgid,
+                        int depth, int nest)
 {
+    struct db_cursor_ref r;
+    int rc;
     if (depth >= DB_MAX_DEPTH)
         return db_corrupt(tx, pgid, "tree deeper than %d levels", DB_MAX_DEPTH);
-    int rc;
     if (n) {
-        if ((rc = db_node_free(tx, n)))
-            return rc;
-        for (size_t i = 0; !n->leaf && i < n->in.n; i++)
-            if ((rc = db_free_tree(tx, n->in.v[i].child, n->in.v[i].pgid, depth + 1)))
-                return rc;
-        return 0;
+        db_node_ref(n, &r);
+        rc = db_node_free(tx, n);
+    } else if (!(rc = db_tree_page(tx, pgid, &r))) {
+        rc = db_free_pages(tx, pgid, (uint32_t)(r.cr_len / tx->db->ps - 1));
     }
-    struct db_cursor_ref r;
-    if ((rc = db_tree_page(tx, pgid, &r)) ||
-        (rc = db_free_pages(tx, pgid, (uint32_t)(r.cr_len / tx->db->ps - 1))))
-        return rc;
-    for (uint32_t i = 0; !r.cr_leaf && i < r.cr_count; i++) {
+    return rc ? rc : db_free_elems(tx, b, &r, depth, nest);
+}
+
+static int db_free_elems(struct db_tx *tx, struct db_bucket *b, const struct db_cursor_ref *r,
+                         int depth, int nest)
+{
+    for (uint32_t i = 0; i < r->cr_count; i++) {
         struct db_inode e;
-        if ((rc = db_elem(tx, &r, i, &e)) || (rc = db_free_tree(tx, NULL, e.pgid, depth + 1)))
+        struct db_bucket *sub;
+        int rc = db_elem(tx, r, i, &e);
+        if (!rc && !r->cr_leaf) {
+            rc = db_free_tree(tx, b, e.child, e.pgid, depth + 1, nest);
+        } else if (!rc && (e.flags & DB_BUCKET_LEAF)) {
+            if (!(sub = db_kid(b, e.key, e.klen)))
+                rc = db_bucket_open(b, &e, &sub);
+            if (!rc)
+                rc = db_free_bucket(tx, sub, nest + 1);
+        }
+        if (rc)
             return rc;
     }
     return 0;
@@ -1062,25 +1084,14 @@ static int db_free_tree(struct db_tx *tx, struct db_node *n, uint64_t pgid, int 
  * deleted. */
 static int db_free_bucket(struct db_tx *tx, struct db_bucket *b, int nest)
 {
+    struct db_cursor_ref r;
+    int rc;
     if (nest >= DB_MAX_NEST)
         return db_corrupt(tx, 0, "buckets nested deeper than %d", DB_MAX_NEST);
-    struct db_cursor c;
-    struct db_val k, v;
-    db_cursor_init(&c, tx, b);
-    int rc;
-    for (rc = db_cursor_first(&c, &k, &v); !rc; rc = db_cursor_next(&c, &k, &v)) {
-        struct db_bucket *sub;
-        if (v.p)
-            continue;
-        if ((rc = db_bucket_get(tx, b, k.p, k.len, &sub)) || (rc = db_free_bucket(tx, sub, nest + 1)))
-            return rc;
-    }
-    if (rc != DB_ENOTFOUND)
-        return rc;
-    if (b->root_node)
-        rc = db_free_tree(tx, b->root_node, 0, 0);
-    else if (b->root)
-        rc = db_free_tree(tx, NULL, b->root, 0);
+    if (b->root_node || b->root)
+        rc = db_free_tree(tx, b, b->root_node, b->root, 0, nest);
+    else if (!(rc = db_inline_page(tx, b->inl, b->inl_len, &r)))
+        rc = db_free_elems(tx, b, &r, 0, nest);
     b->deleted = true;
     b->mod++;
     return rc;
@@ -1260,6 +1271,16 @@ static void db_tx_end(struct db_tx *tx)
     struct db *db = tx->db;
     for (struct db_node *n = tx->nodes; n; n = n->all)
         mem_free(n->in.v);
+    for (size_t i = 0; i < tx->ndirty; i++) {
+        struct db_dirty *d = &tx->dirty[i];
+        if (d->npages == 1 && (db->npool < db->pool_cap ||
+                               (db->pool_cap < DB_POOL_MAX &&
+                                !db_grow((void **)&db->pool, &db->pool_cap, db->npool, 1,
+                                         sizeof *db->pool))))
+            db->pool[db->npool++] = d->buf;
+        else if (d->npages == 1)
+            mem_free(d->buf);
+    }
     mem_free(tx->freed.v);
     mem_free(tx->fl.v);
     mem_free(tx->dirty);
@@ -1351,7 +1372,8 @@ static int db_rebalance_node(struct db_tx *tx, struct db_node *n, int depth)
             return db_corrupt(tx, from->pgid, "siblings at different tree levels");
         if (db_grow((void **)&into->in.v, &into->in.cap, into->in.n, from->in.n, sizeof *into->in.v))
             return db_fail(tx, DB_ENOMEM, "out of memory rebalancing");
-        memcpy(&into->in.v[into->in.n], from->in.v, from->in.n * sizeof *from->in.v);
+        if (from->in.n)
+            memcpy(&into->in.v[into->in.n], from->in.v, from->in.n * sizeof *from->in.v);
         into->in.n += from->in.n;
         from->in.n = 0;
         if ((rc = db_node_free(tx, from)))
@@ -1418,21 +1440,31 @@ static int db_alloc(struct db_tx *tx, uint32_t npages, uint64_t *id)
     return 0;
 }
 
-/* A zeroed buffer for npages pages at a newly allocated id, to be written at
- * commit. */
+/* A buffer for the pages that bytes need, at a newly allocated id, to be
+ * written at commit.  The header has its id and overflow and is otherwise
+ * zero, as are the bytes past `bytes`; the caller fills the rest (zeroing
+ * every page up front cost more than the writing). */
 static int db_dirty_page(struct db_tx *tx, size_t bytes, uint64_t *id, uint8_t **buf)
 {
-    size_t ps = tx->db->ps;
+    struct db *db = tx->db;
+    size_t ps = db->ps;
     uint64_t np = (bytes + ps - 1) / ps;
-    if (np > UINT32_MAX)
-        return db_fail(tx, DB_EINVAL, "node of %zu bytes is too large", bytes);
+    if (bytes > UINT32_MAX) /* element offsets are 32-bit */
+        return db_fail(tx, DB_EINVAL, "node of %zu bytes is too large for a page", bytes);
     int rc = db_alloc(tx, (uint32_t)np, id);
     if (rc)
         return rc;
-    *buf = mem_arena_zalloc(&tx->arena, np * ps);
-    if (!*buf || db_grow((void **)&tx->dirty, &tx->dirty_cap, tx->ndirty, 1, sizeof *tx->dirty))
+    if (db_grow((void **)&tx->dirty, &tx->dirty_cap, tx->ndirty, 1, sizeof *tx->dirty))
+        return db_fail(tx, DB_ENOMEM, "out of memory writing pages");
+    if (np > 1)
+        *buf = mem_arena_alloc(&tx->arena, np * ps);
+    else
+        *buf = db->npool ? db->pool[--db->npool] : mem_alloc(ps);
+    if (!*buf)
         return db_fail(tx, DB_ENOMEM, "out of memory writing pages");
     tx->dirty[tx->ndirty++] = (struct db_dirty){.id = *id, .npages = (uint32_t)np, .buf = *buf};
+    memset(*buf, 0, DB_HDR);
+    memset(*buf + bytes, 0, np * ps - bytes);
     st64(*buf, *id);
     st32(*buf + 12, (uint32_t)(np - 1));
     return 0;
@@ -1636,7 +1668,8 @@ static int db_fl_prepare(struct db_tx *tx)
         db_grow((void **)&db->pending, &db->pending_cap, db->npending, 1, sizeof *db->pending))
         return db_fail(tx, DB_ENOMEM, "out of memory in commit");
     tx->fl.cap = n ? n : 1;
-    memcpy(tx->fl.v, db->free.v, db->free.n * sizeof *tx->fl.v);
+    if (db->free.n)
+        memcpy(tx->fl.v, db->free.v, db->free.n * sizeof *tx->fl.v);
     tx->fl.n = db->free.n;
     for (size_t i = 0; i < rel; i++) {
         memcpy(tx->fl.v + tx->fl.n, db->pending[i].ids.v, db->pending[i].ids.n * sizeof *tx->fl.v);
@@ -1647,18 +1680,43 @@ static int db_fl_prepare(struct db_tx *tx)
     return 0;
 }
 
-/* A page freed twice, or freed while already free, means two references to
- * one page: the file is corrupt, and writing would make it worse. */
+static int db_cmp_dirty(const void *a, const void *b)
+{
+    const struct db_dirty *x = a, *y = b;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* Whether page id is one this commit allocated. */
+static bool db_dirty_has(const struct db_tx *tx, uint64_t id)
+{
+    size_t lo = 0, hi = tx->ndirty;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (tx->dirty[mid].id + tx->dirty[mid].npages <= id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < tx->ndirty && tx->dirty[lo].id <= id;
+}
+
+/* A page freed twice, freed while already free, or freed and allocated in
+ * the same commit means two references to one page: the file is corrupt,
+ * and writing would make it worse. */
 static int db_freed_check(struct db_tx *tx)
 {
     struct db *db = tx->db;
     struct db_ids *f = &tx->freed;
-    qsort(f->v, f->n, sizeof *f->v, db_cmp_u64);
+    if (f->n)
+        qsort(f->v, f->n, sizeof *f->v, db_cmp_u64);
+    if (tx->ndirty)
+        qsort(tx->dirty, tx->ndirty, sizeof *tx->dirty, db_cmp_dirty);
     for (size_t i = 0; i < f->n; i++) {
-        bool twice = i && f->v[i] == f->v[i - 1];
+        bool twice = (i && f->v[i] == f->v[i - 1]) || db_dirty_has(tx, f->v[i]) ||
+                     db_ids_has(&tx->fl, tx->fl_head, f->v[i]);
         for (size_t p = tx->release; !twice && p < db->npending; p++)
             twice = db_ids_has(&db->pending[p].ids, 0, f->v[i]);
-        if (twice || db_ids_has(&tx->fl, tx->fl_head, f->v[i]))
+        if (twice)
             return db_corrupt(tx, f->v[i], "page is referenced twice or already free");
     }
     return 0;
@@ -1674,7 +1732,8 @@ static int db_freelist_write(struct db_tx *tx)
         count += db->pending[p].ids.n;
     uint64_t id;
     uint8_t *p;
-    int rc = db_dirty_page(tx, DB_HDR + 8 * (count + 1) + db->ps, &id, &p);
+    size_t room = DB_HDR + 8 * (count + 1) + db->ps; /* bbolt's generous estimate */
+    int rc = db_dirty_page(tx, room, &id, &p);
     if (rc)
         return rc;
     count = tx->fl.n - tx->fl_head + tx->freed.n; /* the allocation took some */
@@ -1691,31 +1750,28 @@ static int db_freelist_write(struct db_tx *tx)
     }
     size_t n = tx->fl.n - tx->fl_head;
     memcpy(ids, tx->fl.v + tx->fl_head, n * sizeof *ids);
-    memcpy(ids + n, tx->freed.v, tx->freed.n * sizeof *ids);
+    if (tx->freed.n)
+        memcpy(ids + n, tx->freed.v, tx->freed.n * sizeof *ids);
     n += tx->freed.n;
     for (size_t q = tx->release; q < db->npending; q++) {
         memcpy(ids + n, db->pending[q].ids.v, db->pending[q].ids.n * sizeof *ids);
         n += db->pending[q].ids.n;
     }
     qsort(ids, n, sizeof *ids, db_cmp_u64);
+    memset(ids + n, 0, room - (size_t)((uint8_t *)(ids + n) - p));
     tx->meta.freelist = id;
     return 0;
 }
 
 /* ---- commit: writing ---- */
 
-static int db_cmp_dirty(const void *a, const void *b)
-{
-    const struct db_dirty *x = a, *y = b;
-    return x->id < y->id ? -1 : x->id > y->id;
-}
-
 /* Dirty pages in id order, each contiguous run in one pwritev. */
 static int db_write_pages(struct db_tx *tx)
 {
     enum { RUN = 64 };
     struct iovec iov[RUN];
-    qsort(tx->dirty, tx->ndirty, sizeof *tx->dirty, db_cmp_dirty);
+    if (tx->ndirty)
+        qsort(tx->dirty, tx->ndirty, sizeof *tx->dirty, db_cmp_dirty);
     for (size_t i = 0, j; i < tx->ndirty; i = j) {
         int cnt = 0;
         for (j = i; j < tx->ndirty && cnt < RUN; j++) {
@@ -1807,7 +1863,8 @@ int db_commit(struct db_tx *tx)
     else if ((rc = db_freelist_write(tx)))
         goto out;
     if (tx->meta.pgid * db->ps > tx->map->len && !(nmap = db_map_new(db->fd, tx->meta.pgid * db->ps))) {
-        rc = db_ioerr(tx, "mmap", 0);
+        rc = db_fail(tx, DB_ENOMEM, "%s: mmap of %" PRIu64 " bytes: %s", db->path,
+                     tx->meta.pgid * db->ps, strerror(errno));
         goto out;
     }
     if ((rc = db_write_pages(tx)))
@@ -2043,6 +2100,11 @@ static int db_pick_meta(struct db *db, uint64_t fsize, char *msg, size_t mlen)
 
 static void db_free_state(struct db *db)
 {
+    for (size_t i = 0; i < db->npool; i++)
+        mem_free(db->pool[i]);
+    mem_free(db->pool);
+    db->pool = NULL;
+    db->npool = db->pool_cap = 0;
     for (size_t i = 0; i < db->npending; i++)
         mem_free(db->pending[i].ids.v);
     mem_free(db->pending);
@@ -2329,7 +2391,10 @@ int db_defrag(struct db *db)
         goto out_unlink;
     if ((rc = db_begin_at(db, false, true, &rtx)) || (rc = db_begin(x.dst, true, &x.wtx)))
         goto out_dst;
-    rc = db_defrag_copy(&x, rtx, &rtx->root);
+    /* a corrupt source could send the copy around a cycle of pages */
+    rc = db_check(rtx);
+    if (!rc)
+        rc = db_defrag_copy(&x, rtx, &rtx->root);
     if (rc && !db->errmsg[0])
         snprintf(db->errmsg, sizeof db->errmsg, "defrag: %s%s%s", db_strerror(rc),
                  rtx->msg[0] ? ": " : "", rtx->msg);

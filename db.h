@@ -48,9 +48,8 @@ enum db_err {
     DB_ECORRUPT = -8,  /* the file's bytes are not a valid bbolt database */
     DB_EBUSY = -9,     /* a write transaction is already open, the file is
                           locked by another process, or a defrag is running */
-    DB_EFAILED = -10,  /* an earlier commit failed after the meta page write
-                          began: the in-memory state may not match the file;
-                          close and reopen */
+    DB_EFAILED = -10,  /* an earlier commit failed while writing its meta
+                          page: memory may not match the file; reopen */
 };
 
 /* Static text for a DB_E* code ("unknown error" for others). */
@@ -121,14 +120,17 @@ int db_begin(struct db *db, bool write, struct db_tx **out) DB_MUST_CHECK;
 
 /* Commits a write transaction: rebalances and writes the changed pages
  * (freed pages are reused once no reader can see them), fdatasync, writes the
- * meta page, fdatasync.  tx is freed on every path.
- * Returns 0; the transaction's sticky error (after rolling back); DB_EINVAL
- * for a read transaction (closed anyway); DB_ENOSPC or DB_EIO if writing the
- * pages failed: rolled back, the file still holds the previous state and db
- * stays usable; DB_EFAILED-level trouble (the meta write or its sync failed)
- * returns DB_EIO/DB_ENOSPC and marks db failed: later db_begin(write) returns
- * DB_EFAILED and the file must be reopened; DB_ENOMEM, DB_ECORRUPT.
- * The message is then in db_errmsg(). */
+ * meta page, fdatasync.  tx is freed on every path; on failure the message is
+ * in db_errmsg().
+ * Returns 0;
+ *   the transaction's sticky error, after rolling back;
+ *   DB_EINVAL for a read transaction (which is ended anyway);
+ *   DB_ENOMEM, DB_ECORRUPT (a page referenced twice): rolled back;
+ *   DB_ENOSPC or DB_EIO from writing or syncing the pages: rolled back, the
+ *     file still holds the previous commit and db stays usable;
+ *   DB_ENOSPC or DB_EIO from writing or syncing the meta page: the file may
+ *     hold either commit, so db is marked failed: read transactions still
+ *     work, db_begin(write) returns DB_EFAILED; close and reopen. */
 int db_commit(struct db_tx *tx) DB_MUST_CHECK;
 
 /* Ends a read transaction, or discards a write transaction.  Frees tx. */
@@ -220,9 +222,10 @@ void db_cursor_init(struct db_cursor *c, struct db_tx *tx, struct db_bucket *b);
 
 /* Each positions the cursor and sets *k and *v.  A nested bucket is returned
  * with v->p == NULL; a plain value always has v->p != NULL (also when empty).
- * Return 0; DB_ENOTFOUND past either end (or an empty bucket); DB_EINVAL if
- * the bucket changed or was deleted since the cursor was positioned, or
- * next/prev before positioning; DB_ECORRUPT; DB_ENOMEM. */
+ * Return 0; DB_ENOTFOUND past either end (or an empty bucket), which leaves
+ * the cursor unpositioned; DB_EINVAL if the bucket changed or was deleted
+ * since the cursor was positioned, or next/prev on an unpositioned cursor;
+ * DB_ECORRUPT (the message names the page). */
 int db_cursor_first(struct db_cursor *c, struct db_val *k, struct db_val *v) DB_MUST_CHECK;
 int db_cursor_last(struct db_cursor *c, struct db_val *k, struct db_val *v) DB_MUST_CHECK;
 int db_cursor_next(struct db_cursor *c, struct db_val *k, struct db_val *v) DB_MUST_CHECK;
@@ -251,11 +254,12 @@ int db_check(struct db_tx *tx) DB_MUST_CHECK;
 /* etcd's defrag: copies every bucket (nested ones too, sequences excepted)
  * into a new file "<path>.tmp.XXXXXX" beside it, committing every 10,000
  * keys, with fill 0.9, then renames it over path and continues on it.  No
- * transaction may be open; read and write transactions are refused
- * (DB_EBUSY) while it runs.  Returns 0; DB_EBUSY; DB_EIO/DB_ENOSPC/DB_ENOMEM/
- * DB_ECORRUPT (the old file is untouched and db stays usable, unless the
- * error came after the rename, which db_errmsg() then says).  The message is
- * in db_errmsg(). */
+ * transaction may be open; new ones are refused (DB_EBUSY) while it runs.
+ * Returns 0; DB_EBUSY (a transaction is open); DB_EFAILED;
+ * DB_EIO/DB_ENOSPC/DB_ENOMEM/DB_ECORRUPT before the rename: the temp file is
+ * removed, the old file untouched and db usable on it; DB_EIO if only the
+ * fsync of the directory after the rename failed: db already runs on the new
+ * file.  The message is in db_errmsg(). */
 int db_defrag(struct db *db) DB_MUST_CHECK;
 
 #endif
