@@ -13,6 +13,7 @@
  */
 #include "wal.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -114,6 +115,8 @@ static int wal_errf(struct wal_contents *c, int err, const char *path, size_t of
 static int wal_apply(struct wal_read *r, const struct api_wal_record *rec);
 static int wal_read_file(struct wal_read *r, const uint8_t *p, size_t n, bool last,
                          const char *path);
+static int wal_read_seg(struct wal_read *r, int fd, const char *path, bool last, uint8_t **buf,
+                        size_t *len);
 static int wal_keep(struct wal_read *r);
 static void wal_read_free(struct wal_read *r);
 static int wal_frame(struct mem_buf *out, uint32_t *crc, int64_t type, const uint8_t *data,
@@ -128,6 +131,8 @@ static int wal_write(struct wal *w, const struct wal_mark *m);
 static int wal_cut(struct wal *w);
 static int wal_reserve_seg(struct wal *w);
 static int wal_push_seg(struct wal *w, uint64_t seq, uint64_t index, int fd);
+static int wal_set_meta(struct wal *w, const uint8_t *p, size_t n);
+static void *wal_grow(void *p, size_t *cap, size_t n, size_t size);
 static void wal_trim(struct wal *w);
 static int wal_rmdir(const char *path);
 static int wal_mkdirs(const char *path);
@@ -191,12 +196,25 @@ static int wal_path(char *buf, const char *dir, uint64_t seq, uint64_t index, co
     return n < 0 || n >= PATH_MAX ? -ENAMETOOLONG : 0;
 }
 
+/* p (n elements of size bytes, room for *cap) with room for one more; NULL
+ * on OOM, p then untouched. */
+static void *wal_grow(void *p, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap)
+        return p;
+    size_t ncap = *cap ? *cap * 2 : 16;
+    void *v = mem_realloc(p, ncap * size);
+    if (v)
+        *cap = ncap;
+    return v;
+}
+
+/* by name, which for etcd's fixed-width names is by sequence */
 static int wal_cmp_seg(const void *x, const void *y)
 {
     const struct wal_seg *a = x, *b = y;
-    if (a->seq != b->seq)
-        return a->seq < b->seq ? -1 : 1;
-    return a->index < b->index ? -1 : a->index > b->index;
+    return a->seq != b->seq ? (a->seq > b->seq) - (a->seq < b->seq)
+                            : (a->index > b->index) - (a->index < b->index);
 }
 
 /* The segments in dir sorted by name (= by sequence), fd = -1.  *out is heap
@@ -214,20 +232,16 @@ static int wal_list(const char *dir, struct wal_seg **out, size_t *n)
         uint64_t seq, index;
         if (!wal_parse_name(de->d_name, &seq, &index))
             continue;
-        if (*n == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            struct wal_seg *v = mem_realloc(*out, ncap * sizeof *v);
-            if (!v) {
-                closedir(d);
-                mem_free(*out);
-                *out = NULL;
-                *n = 0;
-                return -ENOMEM;
-            }
-            *out = v;
-            cap = ncap;
+        struct wal_seg *v = wal_grow(*out, &cap, *n, sizeof *v);
+        if (!v) {
+            closedir(d);
+            mem_free(*out);
+            *out = NULL;
+            *n = 0;
+            return -ENOMEM;
         }
-        (*out)[(*n)++] = (struct wal_seg){seq, index, -1};
+        *out = v;
+        v[(*n)++] = (struct wal_seg){seq, index, -1};
     }
     closedir(d);
     if (*n)
@@ -519,14 +533,10 @@ static int wal_apply(struct wal_read *r, const struct api_wal_record *rec)
         if (up > r->n_ents)
             return WAL_EGAP;
         r->n_ents = (size_t)up;
-        if (r->n_ents == r->cap_ents) {
-            size_t ncap = r->cap_ents ? r->cap_ents * 2 : 64;
-            struct api_raft_entry *v = mem_realloc(r->ents, ncap * sizeof *v);
-            if (!v)
-                return -ENOMEM;
-            r->ents = v;
-            r->cap_ents = ncap;
-        }
+        struct api_raft_entry *v = wal_grow(r->ents, &r->cap_ents, r->n_ents, sizeof *v);
+        if (!v)
+            return -ENOMEM;
+        r->ents = v;
         if (e.Data.p && !(e.Data.p = mem_arena_dup(r->a, e.Data.p, e.Data.len)))
             return -ENOMEM;
         r->ents[r->n_ents++] = e;
@@ -567,15 +577,11 @@ static int wal_apply(struct wal_read *r, const struct api_wal_record *rec)
                 return WAL_ESNAP_MISMATCH;
             r->match = true;
         }
-        if (r->n_snaps == r->cap_snaps) {
-            size_t ncap = r->cap_snaps ? r->cap_snaps * 2 : 8;
-            struct api_wal_snapshot *v = mem_realloc(r->snaps, ncap * sizeof *v);
-            if (!v)
-                return -ENOMEM;
-            r->snaps = v;
-            r->cap_snaps = ncap;
-        }
-        r->snaps[r->n_snaps++] = s;
+        struct api_wal_snapshot *v = wal_grow(r->snaps, &r->cap_snaps, r->n_snaps, sizeof *v);
+        if (!v)
+            return -ENOMEM;
+        r->snaps = v;
+        v[r->n_snaps++] = s;
         return 0;
     }
     default:
@@ -618,6 +624,15 @@ static int wal_read_file(struct wal_read *r, const uint8_t *p, size_t n, bool la
         if (rc < 0)
             return wal_errf(r->c, rc, path, at);
     }
+}
+
+/* Reads segment fd (named path) into *buf (heap, the caller frees it) and
+ * decodes it.  0 or an error with c->err filled in. */
+static int wal_read_seg(struct wal_read *r, int fd, const char *path, bool last, uint8_t **buf,
+                        size_t *len)
+{
+    int err = wal_slurp(fd, buf, len);
+    return err ? wal_errf(r->c, err, path, SIZE_MAX) : wal_read_file(r, *buf, *len, last, path);
 }
 
 /* Moves the entries and snapshots read into the arena. */
@@ -669,14 +684,23 @@ static struct wal *wal_new(const char *dir)
 /* Room for one more segment.  0 or -ENOMEM. */
 static int wal_reserve_seg(struct wal *w)
 {
-    if (w->n_segs < w->cap_segs)
-        return 0;
-    size_t ncap = w->cap_segs ? w->cap_segs * 2 : 4;
-    struct wal_seg *v = mem_realloc(w->segs, ncap * sizeof *v);
+    struct wal_seg *v = wal_grow(w->segs, &w->cap_segs, w->n_segs, sizeof *v);
     if (!v)
         return -ENOMEM;
     w->segs = v;
-    w->cap_segs = ncap;
+    return 0;
+}
+
+/* w's copy of the metadata repeated in each segment; p NULL = absent. */
+static int wal_set_meta(struct wal *w, const uint8_t *p, size_t n)
+{
+    if (!p)
+        return 0;
+    w->meta = mem_alloc(n ? n : 1);
+    if (!w->meta)
+        return -ENOMEM;
+    memcpy(w->meta, p, n);
+    w->meta_len = n;
     return 0;
 }
 
@@ -696,108 +720,71 @@ int wal_open(const char *dir, uint64_t index, uint64_t term, struct mem_arena *a
     struct wal_read r = {.start_index = index, .start_term = term, .a = a, .c = c};
     struct wal_seg *names = NULL;
     uint8_t *buf = NULL;
-    size_t n_names, len = 0;
+    size_t n_names, first, len = 0;
     char path[PATH_MAX];
-    int err;
-
     struct wal *w = wal_new(dir);
     if (!w)
         return -ENOMEM;
-    err = wal_list(w->dir, &names, &n_names);
-    if (err) {
-        snprintf(c->err, sizeof c->err, "wal: cannot list %s: %s", w->dir, wal_strerror(err));
-        goto fail;
-    }
-    /* the newest segment starting at or before index, and all after it */
-    size_t first = n_names;
-    while (first > 0 && names[first - 1].index > index)
-        first--;
+    int err = wal_list(w->dir, &names, &n_names);
+    if (err)
+        goto fail_dir;
+    /* the newest segment starting at or before index, and all after it,
+     * numbered without a gap */
+    for (first = n_names; first > 0 && names[first - 1].index > index; first--)
+        ;
     err = WAL_EFILE_NOT_FOUND;
-    if (first == 0) {
-        snprintf(c->err, sizeof c->err, "%s: no segment in %s at or before index %llu",
-                 wal_strerror(err), w->dir, (unsigned long long)index);
-        goto fail;
-    }
-    first--;
-    for (size_t i = first + 1; i < n_names; i++)
-        if (names[i].seq != names[i - 1].seq + 1) {
-            wal_path(path, w->dir, names[i].seq, names[i].index, "");
-            goto fail_path; /* the file after the gap */
-        }
+    if (first-- == 0)
+        goto fail_dir;
     for (size_t i = first; i < n_names; i++) {
         err = wal_path(path, w->dir, names[i].seq, names[i].index, "");
-        if (err)
-            goto fail_path;
-        int fd = open(path, O_RDWR | O_CLOEXEC);
-        if (fd < 0) {
+        if (!err && i > first && names[i].seq != names[i - 1].seq + 1)
+            err = WAL_EFILE_NOT_FOUND;
+        int fd = err ? -1 : open(path, O_RDWR | O_CLOEXEC);
+        if (!err && fd < 0)
             err = -errno;
-            goto fail_path;
-        }
-        err = wal_push_seg(w, names[i].seq, names[i].index, fd);
-        if (err) {
+        if (!err && (err = wal_push_seg(w, names[i].seq, names[i].index, fd)))
             close(fd);
-            goto fail_path;
-        }
-        err = wal_lock(fd);
-        if (err)
+        if (err || (err = wal_lock(fd)))
             goto fail_path;
     }
     w->dirfd = open(w->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (w->dirfd < 0) {
         err = -errno;
-        snprintf(c->err, sizeof c->err, "wal: cannot open %s: %s", w->dir, wal_strerror(err));
-        goto fail;
+        goto fail_dir;
     }
-
     for (size_t i = 0; i < w->n_segs; i++) {
-        bool last = i + 1 == w->n_segs;
+        mem_free(buf); /* the last segment's stays for the tail repair */
         wal_path(path, w->dir, w->segs[i].seq, w->segs[i].index, "");
-        err = wal_slurp(w->segs[i].fd, &buf, &len);
-        if (err)
-            goto fail_path;
-        err = wal_read_file(&r, buf, len, last, path);
+        err = wal_read_seg(&r, w->segs[i].fd, path, i + 1 == w->n_segs, &buf, &len);
         if (err)
             goto fail;
-        if (!last) {
-            mem_free(buf);
-            buf = NULL;
-        }
     }
 
     /* The tail: keep a copy of a torn one (etcd's Repair), then cut it and
      * zero everything after the last record, as etcd's ReadAll does (junk
      * behind a zero length word would otherwise meet our next appends). */
-    int fd = w->segs[w->n_segs - 1].fd;
+    struct wal_seg *t = &w->segs[w->n_segs - 1];
     c->torn = r.torn;
     c->tail_off = r.end;
     if (r.torn) {
-        char bpath[PATH_MAX];
-        struct wal_seg *t = &w->segs[w->n_segs - 1];
-        err = wal_path(bpath, w->dir, t->seq, t->index, ".broken");
+        err = wal_path(path, w->dir, t->seq, t->index, ".broken");
+        int bfd = err ? -1 : open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (!err && bfd < 0)
+            err = -errno;
+        if (!err && !(err = wal_pwrite_all(bfd, buf, len, 0)) && fdatasync(bfd) < 0)
+            err = -errno;
+        if (bfd >= 0)
+            close(bfd);
         if (err)
             goto fail_path;
-        int bfd = open(bpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (bfd < 0) {
-            err = -errno;
-            goto fail_path;
-        }
-        err = wal_pwrite_all(bfd, buf, len, 0);
-        if (!err && fdatasync(bfd) < 0)
-            err = -errno;
-        close(bfd);
-        if (err)
-            goto fail_path;
+        wal_path(path, w->dir, t->seq, t->index, "");
     }
     size_t nz = r.end;
     while (nz < len && buf[nz] == 0)
         nz++;
     if (nz < len) {
-        if (ftruncate(fd, (off_t)r.end) < 0 || fdatasync(fd) < 0) {
-            err = -errno;
-            goto fail_path;
-        }
-        err = wal_prealloc(fd, len);
-        if (err)
+        err = ftruncate(t->fd, (off_t)r.end) < 0 || fdatasync(t->fd) < 0 ? -errno : 0;
+        if (err || (err = wal_prealloc(t->fd, len)))
             goto fail_path;
     }
     mem_free(buf);
@@ -810,18 +797,8 @@ int wal_open(const char *dir, uint64_t index, uint64_t term, struct mem_arena *a
                  w->dir);
         goto fail;
     }
-    err = wal_keep(&r);
-    if (err)
+    if ((err = wal_keep(&r)) || (err = wal_set_meta(w, c->metadata.p, c->metadata.len)))
         goto fail;
-    if (c->metadata.p) {
-        w->meta = mem_alloc(c->metadata.len ? c->metadata.len : 1);
-        if (!w->meta) {
-            err = -ENOMEM;
-            goto fail;
-        }
-        memcpy(w->meta, c->metadata.p, c->metadata.len);
-        w->meta_len = c->metadata.len;
-    }
     w->off = r.end;
     w->crc = r.crc;
     w->enti = r.enti;
@@ -833,6 +810,10 @@ int wal_open(const char *dir, uint64_t index, uint64_t term, struct mem_arena *a
     *out = w;
     return 0;
 
+fail_dir:
+    snprintf(c->err, sizeof c->err, "%s: %.400s (index %llu)", wal_strerror(err), w->dir,
+             (unsigned long long)index);
+    goto fail;
 fail_path:
     wal_errf(c, err, path, SIZE_MAX);
 fail:
@@ -849,44 +830,35 @@ int wal_valid_snapshots(const char *dir, struct mem_arena *a, struct wal_content
     memset(c, 0, sizeof *c);
     struct wal_read r = {.scan = true, .a = a, .c = c};
     struct wal_seg *names = NULL;
-    size_t n_names;
+    size_t n_names, len;
     char path[PATH_MAX];
     uint8_t *buf = NULL;
-    size_t len;
 
     int err = wal_list(dir, &names, &n_names);
     if (!err && n_names == 0)
         err = WAL_EFILE_NOT_FOUND;
-    if (err) {
-        snprintf(c->err, sizeof c->err, "%s: %s", wal_strerror(err), dir);
-        goto done;
-    }
-    for (size_t i = 0; i < n_names && !r.torn; i++) {
+    if (err)
+        wal_errf(c, err, dir, SIZE_MAX);
+    for (size_t i = 0; i < n_names && !r.torn && !err; i++) {
         err = wal_path(path, dir, names[i].seq, names[i].index, "");
         int fd = err ? -1 : open(path, O_RDONLY | O_CLOEXEC);
-        if (!err && fd < 0)
-            err = -errno;
-        if (!err) {
-            err = wal_slurp(fd, &buf, &len);
-            close(fd);
+        if (fd < 0) {
+            wal_errf(c, err = err ? err : -errno, path, SIZE_MAX);
+            break;
         }
-        if (err) {
-            wal_errf(c, err, path, SIZE_MAX);
-            goto done;
-        }
-        err = wal_read_file(&r, buf, len, i + 1 == n_names, path);
+        err = wal_read_seg(&r, fd, path, i + 1 == n_names, &buf, &len);
+        close(fd);
         mem_free(buf);
-        if (err)
-            goto done;
     }
-    /* only snapshots a committed hard state vouches for */
-    size_t k = 0;
-    for (size_t i = 0; i < r.n_snaps; i++)
-        if (r.snaps[i].index <= c->hs.commit)
-            r.snaps[k++] = r.snaps[i];
-    r.n_snaps = k;
-    err = wal_keep(&r);
-done:
+    if (!err) {
+        /* only snapshots a committed hard state vouches for */
+        size_t k = 0;
+        for (size_t i = 0; i < r.n_snaps; i++)
+            if (r.snaps[i].index <= c->hs.commit)
+                r.snaps[k++] = r.snaps[i];
+        r.n_snaps = k;
+        err = wal_keep(&r);
+    }
     c->torn = false;
     wal_read_free(&r);
     mem_free(names);
@@ -1164,15 +1136,9 @@ int wal_create(const char *dir, const uint8_t *meta, size_t meta_len, struct wal
     }
     if ((err = wal_lock(fd)) || (err = wal_prealloc(fd, wal_segment_bytes)))
         goto fail;
-    if (meta) {
-        w->meta = mem_alloc(meta_len ? meta_len : 1);
-        err = -ENOMEM;
-        if (!w->meta)
-            goto fail;
-        memcpy(w->meta, meta, meta_len);
-        w->meta_len = meta_len;
-    }
-    err = wal_frame(&w->batch, &w->crc, WAL_REC_CRC, NULL, 0, false);
+    err = wal_set_meta(w, meta, meta_len);
+    if (!err)
+        err = wal_frame(&w->batch, &w->crc, WAL_REC_CRC, NULL, 0, false);
     if (!err)
         err = wal_frame(&w->batch, &w->crc, WAL_REC_METADATA, w->meta, w->meta_len,
                         w->meta != NULL);
@@ -1211,19 +1177,18 @@ fail:
 
 void wal_release_to(struct wal *w, uint64_t index)
 {
-    size_t keep = w->n_segs ? w->n_segs - 1 : 0; /* the first segment kept */
+    /* keep the newest segment starting before index: it may hold index */
+    assert(w->n_segs > 0);
+    size_t drop = w->n_segs - 1;
     for (size_t i = 0; i < w->n_segs; i++)
         if (w->segs[i].index >= index) {
-            keep = i ? i - 1 : 0;
+            drop = i ? i - 1 : 0;
             break;
         }
-    if (keep == 0)
-        return;
-    for (size_t i = 0; i < keep; i++)
-        if (w->segs[i].fd >= 0)
-            close(w->segs[i].fd);
-    memmove(w->segs, w->segs + keep, (w->n_segs - keep) * sizeof *w->segs);
-    w->n_segs -= keep;
+    for (size_t i = 0; i < drop; i++)
+        close(w->segs[i].fd);
+    memmove(w->segs, w->segs + drop, (w->n_segs - drop) * sizeof *w->segs);
+    w->n_segs -= drop;
 }
 
 int wal_purge(struct wal *w, unsigned max_files)

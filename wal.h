@@ -10,6 +10,17 @@
  * A segment starts with a crc record carrying the previous segment's running
  * CRC, then metadata, then (from the second segment on) the hard state.
  *
+ * Reading is stricter than etcd where etcd would let damage pass: length
+ * words, padding and record encodings must be exactly what etcd writes,
+ * every segment must start with its crc and metadata records (and hold
+ * neither elsewhere), entry types must be known, and a zero length word must
+ * be followed by zeros to the end of its sector.  No file etcd writes fails
+ * these.  What remains undetectable is inherent to the format: the record
+ * type is outside the CRC, so flipping an entry without data into a hard
+ * state (or back) goes unseen; and, as in etcd, damage in the last segment
+ * that looks like a torn write (say a flipped length word running into the
+ * zeroed tail) is cut off as one, reported in wal_contents.torn.
+ *
  * Threading: a struct wal is used by one thread at a time (the fsync worker);
  * there is no global state but the CRC tables.
  *
@@ -18,10 +29,13 @@
  * wal_strerror() gives the text of either kind.
  *
  * Failure is sticky: after a failed wal_save/wal_sync/wal_save_snapshot the
- * WAL returns WAL_EFAILED from every call but wal_close/wal_release_to/
- * wal_purge, EXCEPT after -ENOSPC and WAL_ETOOBIG: those leave the files as they
- * were before the call (a partial write is truncated away and that truncation
- * is synced) and a later call may succeed, e.g. once disk space is freed.
+ * WAL returns WAL_EFAILED from those three, and only wal_close (and
+ * wal_release_to/wal_purge) remain useful, EXCEPT after -ENOSPC, -ENOMEM and
+ * WAL_ETOOBIG: those leave the files as they were before the call (a partial
+ * write is truncated away and the truncation synced; a cut that could not
+ * create the next segment undoes the batch that triggered it), and a later
+ * call may succeed, e.g. once disk space is freed.  A failed fdatasync is
+ * always sticky: after one, the page cache cannot be trusted.
  */
 #ifndef ETCD_WAL_H
 #define ETCD_WAL_H
@@ -86,7 +100,9 @@ bool wal_exists(const char *dir);
  * <dir>.tmp to dir (replacing an existing dir that has no .wal files; its
  * parents are created).  *out is ready for wal_save.
  * Returns 0; -EEXIST if dir already holds .wal files; -ENOMEM; another
- * -errno from mkdir/open/fallocate/pwrite/fdatasync/rename; WAL_ELOCKED. */
+ * -errno from mkdir/unlink/open/fallocate/pwrite/fdatasync/rename (dir is
+ * then untouched) or from the fsync of dir's parent after the rename;
+ * WAL_ELOCKED. */
 int wal_create(const char *dir, const uint8_t *meta, size_t meta_len, struct wal **out)
     WAL_MUST_CHECK;
 
@@ -125,23 +141,25 @@ int wal_valid_snapshots(const char *dir, struct mem_arena *a, struct wal_content
     WAL_MUST_CHECK;
 
 /* Appends the entries and then the hard state (NULL or all zero: none) with
- * one pwrite, without syncing; wal_sync makes them durable.  When the segment
- * has passed 64 MB, cuts a new one: the old one is truncated and synced, the
- * new one is written as <dir>/0.tmp (crc, metadata, hard state), synced and
- * renamed, so wal_save may fdatasync.  Nothing to write: returns 0 at once.
- * Returns 0; -ENOSPC (disk or quota full: nothing of this call stays, retry
- * later); WAL_ETOOBIG (a record would be >= 10 MB, which etcd refuses to
- * read: nothing written); WAL_EFAILED; or, making the WAL failed, -ENOMEM or
- * -errno from pwrite/ftruncate/fdatasync/open/fallocate/rename. */
+ * one pwrite, without syncing; wal_sync makes them durable.  Encoding
+ * allocates nothing per entry (two buffers in w are reused, and freed after
+ * a batch that grew them past 4 MB).  When the segment has passed 64 MB,
+ * cuts a new one: the old one is truncated and synced, the new one written
+ * as <dir>/0.tmp (crc, metadata, hard state), synced and renamed, so
+ * wal_save may fdatasync.  Nothing to write: returns 0 at once.
+ * Returns 0; -ENOSPC (disk or quota full), -ENOMEM, WAL_ETOOBIG (a record
+ * would be >= 10 MiB, which etcd refuses to read): nothing of this call
+ * stays, the WAL stays usable; WAL_EFAILED; or, failing the WAL, -errno from
+ * pwrite/ftruncate/fdatasync/open/fallocate/rename/fsync. */
 int wal_save(struct wal *w, const struct api_raft_hard_state *hs,
              const struct api_raft_entry *ents, size_t n) WAL_MUST_CHECK;
 
 /* fdatasync of the current segment.  Returns 0; WAL_EFAILED; -errno (the WAL
- * is then failed: after a failed fdatasync the page cache cannot be trusted). */
+ * is then failed). */
 int wal_sync(struct wal *w) WAL_MUST_CHECK;
 
 /* Appends a snapshot record {index, term} and syncs.  Same returns as
- * wal_save (-ENOSPC recoverable). */
+ * wal_save (-ENOSPC and -ENOMEM recoverable). */
 int wal_save_snapshot(struct wal *w, uint64_t index, uint64_t term) WAL_MUST_CHECK;
 
 /* etcd's ReleaseLockTo: unlocks and closes the segments that cannot hold

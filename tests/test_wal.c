@@ -159,9 +159,24 @@ static void rm_rf(const char *path)
     nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+static int open_fds(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+static int fds_at_setup;
+
 static int setup(void **state)
 {
     (void)state;
+    fds_at_setup = open_fds();
     inj_reset();
     mem_fail_after(-1, 0);
     wal_segment_bytes = 64 * 1024;
@@ -178,6 +193,10 @@ static int teardown(void **state)
     rm_rf(base);
     wal_segment_bytes = SEG_DEFAULT;
     mem_fail_after(-1, 0);
+    if (open_fds() != fds_at_setup) {
+        print_error("file descriptors leaked: %d open, %d before\n", open_fds(), fds_at_setup);
+        return -1;
+    }
     return 0;
 }
 
@@ -1249,6 +1268,9 @@ static int interop(const char *args, char *out, size_t outlen)
         *slash = '\0';
     else
         strcpy(dir, ".");
+    pathf(cmd, "%s/wal_interop.sh", dir);
+    if (access(cmd, R_OK) != 0)
+        fail_msg("%s not found: run the test from the repository root", cmd);
     snprintf(cmd, sizeof cmd, "bash '%s/wal_interop.sh' %s", dir, args);
     FILE *f = popen(cmd, "r");
     assert_non_null(f);
