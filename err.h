@@ -53,6 +53,7 @@ enum grpc_code {
     X(PERMISSION_DENIED, GRPC_PERMISSION_DENIED, "etcdserver: permission denied")            \
     X(INVALID_AUTH_TOKEN, GRPC_UNAUTHENTICATED, "etcdserver: invalid auth token")            \
     X(NO_LEADER, GRPC_UNAVAILABLE, "etcdserver: no leader")                                  \
+    X(NOT_LEADER, GRPC_FAILED_PRECONDITION, "etcdserver: not leader")                       \
     X(NOT_CAPABLE, GRPC_UNAVAILABLE, "etcdserver: not capable")                              \
     X(STOPPED, GRPC_UNAVAILABLE, "etcdserver: server stopped")                               \
     X(TIMEOUT, GRPC_UNAVAILABLE, "etcdserver: request timed out")

@@ -553,6 +553,16 @@ static int etcd_main(int argc, char **argv)
     snprintf(msg, sizeof msg, "name = %s", cfg.name);
     log_line(LOG_INFO, "embed/etcd.go:305", "embed", "starting an etcd server", msg, fields);
 
+    unsigned long long hb, et;
+    parse_u64(flag_val("heartbeat-interval"), &hb);
+    parse_u64(flag_val("election-timeout"), &et);
+    if (hb == 0 || et < 5 * hb) {
+        snprintf(msg, sizeof msg,
+                 "--election-timeout[%llums] should be at least as 5 times as --heartbeat-interval[%llums]", et, hb);
+        return die(msg);
+    }
+    cfg.heartbeat_ms = (int)hb;
+    cfg.election_ticks = (int)(et / hb);
     struct loop *loop = loop_new();
     if (!loop)
         return die("cannot create the event loop");
@@ -563,14 +573,6 @@ static int etcd_main(int argc, char **argv)
     if (member_init(&self, mid, cfg.name, cfg.peer_urls, cfg.n_peer_urls, cfg.advertise_client_urls,
                     cfg.n_advertise_client_urls) < 0)
         return die("out of memory");
-    unsigned long long hb, et;
-    parse_u64(flag_val("heartbeat-interval"), &hb);
-    parse_u64(flag_val("election-timeout"), &et);
-    if (hb == 0 || et < 5 * hb) {
-        snprintf(msg, sizeof msg,
-                 "--election-timeout[%llums] should be at least as 5 times as --heartbeat-interval[%llums]", et, hb);
-        return die(msg);
-    }
     bool pre_vote = false;
     parse_bool(flag_val("pre-vote"), &pre_vote);
     struct node_config nc = {

@@ -27,7 +27,6 @@
 #include "log.h"
 #include "loop.h"
 #include "raft.h"
-#include "rpc.h"
 #include "server.h"
 #include "wal.h"
 
@@ -51,6 +50,7 @@ struct node {
     struct lease_idgen reqid;
     int heartbeat_ms;
     uint64_t tick_timer;
+    uint64_t lease_timer;
     bool stopping;
 
     /* the ready being persisted/applied */
@@ -322,10 +322,59 @@ static void apply_conf_change(struct node *n, const struct api_raft_entry *e, st
     log_line(LOG_INFO, "membership/cluster.go:392", "etcdserver/membership", "added member", msg, fields);
 }
 
+/* Keeps the lease table's key lists in step with the store: every change of
+ * the last mvcc mutation moves its key to the lease of its new revision (or
+ * off any lease, for a delete), as etcd's store attaches and detaches. */
+static void sync_leases(struct node *n)
+{
+    struct lease_table *t = n->srv->leases;
+    size_t count = mvcc_last_n_events(n->srv->mvcc);
+    for (size_t i = 0; i < count; i++) {
+        struct mvcc_event ev;
+        mvcc_last_event(n->srv->mvcc, i, &ev);
+        const uint8_t *k = ev.kv.key.p;
+        size_t kl = ev.kv.key.len;
+        int64_t old = lease_of_key(t, k, kl);
+        int64_t now = ev.type == API_EVENT_PUT ? ev.kv.lease : 0;
+        if (old == now)
+            continue;
+        if (old)
+            lease_detach(t, old, k, kl);
+        /* the lease was checked before the put: only memory can fail here */
+        if (now && lease_attach(t, now, k, kl) < 0)
+            log_line(LOG_ERROR, "lease/lessor.go:568", "lease", "failed to attach key to lease", NULL, NULL);
+    }
+}
+
 static void reply_err(struct grpc_call *call, int err)
 {
     if (call)
         grpc_call_fail(call, (int)err_grpc_code(err), err_msg(err));
+}
+
+/* LeaseRevoke apply: the lease goes and its keys are deleted in one
+ * revision, as etcd's lessor does it through one write txn. */
+static int apply_revoke(struct node *n, int64_t id, struct mem_arena *a)
+{
+    struct pb_bytes *keys;
+    size_t nk;
+    int rc = lease_revoke(n->srv->leases, id, a, &keys, &nk);
+    if (rc < 0 || nk == 0)
+        return rc;
+    struct api_request_op *ops = mem_arena_zalloc(a, nk * sizeof *ops);
+    struct api_delete_req *dels = mem_arena_zalloc(a, nk * sizeof *dels);
+    if (!ops || !dels)
+        return -ERR_NOMEM;
+    for (size_t i = 0; i < nk; i++) {
+        dels[i].key = keys[i];
+        ops[i].request_delete_range = &dels[i];
+    }
+    struct api_txn_req txn = {.success = ops, .n_success = nk};
+    struct api_txn_resp resp = {0};
+    rc = mvcc_txn(n->srv->mvcc, &txn, a, &resp);
+    if (rc == 0)
+        sync_leases(n);
+    return rc;
 }
 
 /* Runs one InternalRaftRequest against the stores and answers its caller. */
@@ -339,11 +388,12 @@ static void apply_request(struct node *n, const struct api_internal_raft_req *r,
     int rc;
     if (r->put) {
         /* etcd's applier checks the lease before anything else */
-        if (r->put->lease && !rpc_lease_exists(n->srv, r->put->lease))
+        if (r->put->lease && !lease_exists(n->srv->leases, r->put->lease))
             return reply_err(call, ERR_LEASE_NOT_FOUND);
         struct api_put_resp resp = {.header = h};
         if ((rc = mvcc_put(m, r->put, a, &resp)) < 0)
             return reply_err(call, rc);
+        sync_leases(n);
         fill_header(n, h);
         if (call)
             grpc_call_reply(call, &api_put_resp_desc, &resp);
@@ -351,6 +401,7 @@ static void apply_request(struct node *n, const struct api_internal_raft_req *r,
         struct api_delete_resp resp = {.header = h};
         if ((rc = mvcc_delete(m, r->delete_range, a, &resp)) < 0)
             return reply_err(call, rc);
+        sync_leases(n);
         fill_header(n, h);
         if (call)
             grpc_call_reply(call, &api_delete_resp_desc, &resp);
@@ -358,6 +409,7 @@ static void apply_request(struct node *n, const struct api_internal_raft_req *r,
         struct api_txn_resp resp = {.header = h};
         if ((rc = mvcc_txn(m, r->txn, a, &resp)) < 0)
             return reply_err(call, rc);
+        sync_leases(n);
         fill_header(n, h);
         if (call)
             grpc_call_reply(call, &api_txn_resp_desc, &resp);
@@ -368,6 +420,27 @@ static void apply_request(struct node *n, const struct api_internal_raft_req *r,
         fill_header(n, h);
         if (call)
             grpc_call_reply(call, &api_compaction_resp_desc, &resp);
+    } else if (r->lease_grant) {
+        struct api_lease_grant_resp resp = {.header = h, .ID = r->lease_grant->ID};
+        if ((rc = lease_grant(n->srv->leases, (int64_t)loop_now_ms(n->loop), r->lease_grant->ID,
+                              r->lease_grant->TTL, &resp.TTL)) < 0)
+            return reply_err(call, rc);
+        fill_header(n, h);
+        if (call)
+            grpc_call_reply(call, &api_lease_grant_resp_desc, &resp);
+    } else if (r->lease_revoke) {
+        if ((rc = apply_revoke(n, r->lease_revoke->ID, a)) < 0)
+            return reply_err(call, rc);
+        struct api_lease_revoke_resp resp = {.header = h};
+        fill_header(n, h);
+        if (call)
+            grpc_call_reply(call, &api_lease_revoke_resp_desc, &resp);
+    } else if (r->lease_checkpoint) {
+        for (size_t i = 0; i < r->lease_checkpoint->n_checkpoints; i++)
+            lease_checkpoint(n->srv->leases, (int64_t)loop_now_ms(n->loop), r->lease_checkpoint->checkpoints[i].ID,
+                             r->lease_checkpoint->checkpoints[i].remaining_TTL);
+        if (call)
+            grpc_call_fail(call, GRPC_OK, NULL);
     } else if (call) {
         grpc_call_fail(call, GRPC_UNIMPLEMENTED, "etcdserver: request not supported by this server");
     }
@@ -478,10 +551,33 @@ static void publish(struct node *n)
 
 /* ---- the ready cycle ---- */
 
+/* The leader revokes expired leases through raft, in bounded batches (etcd:
+ * up to 500 every 500 ms) so thousands expiring at once never stall it. */
+static void on_lease_timer(struct loop *l, void *arg)
+{
+    struct node *n = arg;
+    n->lease_timer = 0;
+    int64_t ids[500];
+    size_t k = lease_expired(n->srv->leases, (int64_t)loop_now_ms(l), ids, 500);
+    for (size_t i = 0; i < k; i++) {
+        struct api_lease_revoke_req rv = {.ID = ids[i]};
+        struct api_internal_raft_req irr = {.lease_revoke = &rv};
+        node_propose(n, &irr, NULL);
+    }
+    if (!n->stopping && n->was_leader)
+        n->lease_timer = loop_timer_add(l, 500, on_lease_timer, n);
+}
+
 static void on_soft_state(struct node *n, const struct raft_ready *rd)
 {
     bool leader = rd->role == RAFT_LEADER;
     if (leader && !n->was_leader) {
+        /* leases restart with their full TTL plus an election timeout, so
+         * none expires just because the old leader is gone */
+        lease_promote(n->srv->leases, (int64_t)loop_now_ms(n->loop),
+                      (int64_t)n->heartbeat_ms * n->srv->cfg->election_ticks);
+        if (!n->lease_timer)
+            n->lease_timer = loop_timer_add(n->loop, 500, on_lease_timer, n);
         struct raft_status st;
         raft_status(n->raft, &st);
         char msg[256], fields[256];
@@ -494,8 +590,9 @@ static void on_soft_state(struct node *n, const struct raft_ready *rd)
         log_line(LOG_INFO, "raft/node.go:327", "raft", msg, NULL, fields);
         n->was_leader = true;
         publish(n);
-    } else if (!leader) {
+    } else if (!leader && n->was_leader) {
         n->was_leader = false;
+        lease_demote(n->srv->leases);
     }
 }
 
@@ -799,6 +896,8 @@ void node_stop(struct node *n)
     n->stopping = true;
     if (n->tick_timer)
         loop_timer_cancel(n->loop, n->tick_timer);
+    if (n->lease_timer)
+        loop_timer_cancel(n->loop, n->lease_timer);
     /* node_stop runs after loop_run returned: let the worker finish the
      * write in flight before the WAL goes */
     loop_wait_worker(n->loop);
@@ -816,6 +915,11 @@ void node_stop(struct node *n)
 }
 
 /* ---- queries ---- */
+
+int64_t node_lease_id(struct node *n)
+{
+    return lease_id_gen(&n->reqid);
+}
 
 bool node_is_leader(const struct node *n)
 {

@@ -50,6 +50,8 @@ void node_stop(struct node *n);
  * leader, too large, ...). */
 void node_propose(struct node *n, struct api_internal_raft_req *irr, struct grpc_call *call);
 
+/* A new lease ID, drawn like etcd from the request ID generator. */
+int64_t node_lease_id(struct node *n);
 bool node_is_leader(const struct node *n);
 uint64_t node_leader(const struct node *n);
 uint64_t node_term(const struct node *n);

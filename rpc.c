@@ -17,6 +17,7 @@
 
 #include "api.h"
 #include "err.h"
+#include "lease.h"
 #include "node.h"
 #include "server.h"
 #include "version.h"
@@ -62,8 +63,8 @@ static void kv_range(struct grpc_call *call, void *reqp)
 
 bool rpc_lease_exists(void *ctx, int64_t lease)
 {
-    (void)ctx;
-    return lease == 0;
+    const struct server *s = ctx;
+    return lease_exists(s->leases, lease);
 }
 
 /* Writes go through raft: validated here as etcd's v3rpc layer does,
@@ -137,6 +138,91 @@ static void kv_compact(struct grpc_call *call, void *reqp)
     node_propose(s->node, &irr, call);
 }
 
+/* ---- Lease ---- */
+
+static void lease_grant_rpc(struct grpc_call *call, void *reqp)
+{
+    struct server *s = grpc_call_ctx(call);
+    struct api_lease_grant_req *req = reqp;
+    /* etcd picks the ID before proposing, so every member applies the same */
+    if (req->ID == 0)
+        req->ID = node_lease_id(s->node);
+    struct api_internal_raft_req irr = {.lease_grant = req};
+    node_propose(s->node, &irr, call);
+}
+
+static void lease_revoke_rpc(struct grpc_call *call, void *reqp)
+{
+    struct server *s = grpc_call_ctx(call);
+    struct api_internal_raft_req irr = {.lease_revoke = reqp};
+    node_propose(s->node, &irr, call);
+}
+
+static void lease_time_to_live_rpc(struct grpc_call *call, void *reqp)
+{
+    struct server *s = grpc_call_ctx(call);
+    struct api_lease_time_to_live_req *req = reqp;
+    struct api_lease_time_to_live_resp resp = {.header = new_header(call)};
+    if (!resp.header)
+        return fail(call, ERR_NOMEM);
+    int r = lease_time_to_live(s->leases, (int64_t)loop_now_ms(s->loop), req->ID, req->keys,
+                               grpc_call_arena(call), &resp);
+    if (r == -ERR_LEASE_NOT_FOUND) {
+        /* etcd answers an unknown lease with TTL -1, not an error */
+        resp.ID = req->ID;
+        resp.TTL = -1;
+    } else if (r < 0) {
+        return fail(call, r);
+    }
+    fill_header(s, resp.header, true);
+    grpc_call_reply(call, &api_lease_time_to_live_resp_desc, &resp);
+}
+
+static void lease_leases_rpc(struct grpc_call *call, void *reqp)
+{
+    (void)reqp;
+    struct server *s = grpc_call_ctx(call);
+    struct api_lease_leases_resp resp = {.header = new_header(call)};
+    if (!resp.header)
+        return fail(call, ERR_NOMEM);
+    int r = lease_leases(s->leases, grpc_call_arena(call), &resp);
+    if (r < 0)
+        return fail(call, r);
+    fill_header(s, resp.header, true);
+    grpc_call_reply(call, &api_lease_leases_resp_desc, &resp);
+}
+
+/* LeaseKeepAlive: a bidirectional stream; each request renews one lease on
+ * the leader and is answered with its TTL, 0 for a lease that is gone. */
+static void lease_keep_alive_msg(struct grpc_call *call, void *reqp)
+{
+    struct server *s = grpc_call_ctx(call);
+    struct api_lease_keep_alive_req *req = reqp;
+    struct api_header h = {0};
+    struct api_lease_keep_alive_resp resp = {.header = &h, .ID = req->ID};
+    bool clear = false;
+    int64_t ttl = 0;
+    int r = lease_renew(s->leases, (int64_t)loop_now_ms(s->loop), req->ID, &ttl, &clear);
+    if (r == LEASE_NOT_PRIMARY)
+        return grpc_call_fail(call, (int)err_grpc_code(ERR_NOT_LEADER), err_msg(ERR_NOT_LEADER));
+    resp.TTL = r == 0 ? ttl : 0;
+    if (r == 0 && clear) {
+        struct api_lease_checkpoint cp = {.ID = req->ID};
+        struct api_lease_checkpoint_req creq = {.checkpoints = &cp, .n_checkpoints = 1};
+        struct api_internal_raft_req irr = {.lease_checkpoint = &creq};
+        node_propose(s->node, &irr, NULL);
+    }
+    fill_header(s, &h, true);
+    if (grpc_call_send(call, &api_lease_keep_alive_resp_desc, &resp) < 0)
+        grpc_call_fail(call, GRPC_UNAVAILABLE, "etcdserver: server stopped");
+}
+
+static void lease_keep_alive_end(struct grpc_call *call, bool reset)
+{
+    if (!reset)
+        grpc_call_fail(call, GRPC_OK, NULL);
+}
+
 /* ---- Cluster ---- */
 
 static struct pb_bytes *url_list(struct mem_arena *a, char *const *urls, size_t n)
@@ -208,6 +294,12 @@ const struct grpc_method rpc_methods[] = {
     UNARY("/etcdserverpb.KV/DeleteRange", api_delete_req_desc, kv_delete),
     UNARY("/etcdserverpb.KV/Txn", api_txn_req_desc, kv_txn),
     UNARY("/etcdserverpb.KV/Compact", api_compaction_req_desc, kv_compact),
+    UNARY("/etcdserverpb.Lease/LeaseGrant", api_lease_grant_req_desc, lease_grant_rpc),
+    UNARY("/etcdserverpb.Lease/LeaseRevoke", api_lease_revoke_req_desc, lease_revoke_rpc),
+    UNARY("/etcdserverpb.Lease/LeaseTimeToLive", api_lease_time_to_live_req_desc, lease_time_to_live_rpc),
+    UNARY("/etcdserverpb.Lease/LeaseLeases", api_lease_leases_req_desc, lease_leases_rpc),
+    {"/etcdserverpb.Lease/LeaseKeepAlive", &api_lease_keep_alive_req_desc, true, lease_keep_alive_msg,
+     lease_keep_alive_end},
     UNARY("/etcdserverpb.Cluster/MemberList", api_member_list_req_desc, cluster_member_list),
     UNARY("/etcdserverpb.Maintenance/Status", api_status_req_desc, maint_status),
     {0},

@@ -16,12 +16,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "grpc.h"
 #include "h2.h"
 #include "http.h"
+#include "lease.h"
 #include "node.h"
 #include "rpc.h"
 
@@ -109,6 +111,16 @@ int server_init(struct server *s, const struct server_config *cfg, struct loop *
     s->mvcc = mvcc_new();
     if (!s->mvcc)
         return -1;
+    struct lease_config lc = {
+        .lc_min_ttl = lease_min_ttl(cfg->election_ticks, cfg->heartbeat_ms),
+    };
+    if (getrandom(lc.lc_seed, sizeof lc.lc_seed, 0) < 0)
+        memset(lc.lc_seed, 0x5a, sizeof lc.lc_seed);
+    s->leases = lease_new(&lc);
+    if (!s->leases) {
+        mvcc_free(s->mvcc);
+        return -1;
+    }
     mvcc_set_lease_check(s->mvcc, rpc_lease_exists, s);
     return 0;
 }
@@ -133,6 +145,8 @@ void server_close(struct server *s)
     s->node = NULL;
     mvcc_free(s->mvcc);
     s->mvcc = NULL;
+    lease_free(s->leases);
+    s->leases = NULL;
 }
 
 /* ---- connections ---- */

@@ -27,12 +27,15 @@ struct server_config {
     size_t max_request_bytes;
     int max_txn_ops;
     uint32_t max_concurrent_streams;
+    int heartbeat_ms;   /* --heartbeat-interval */
+    int election_ticks; /* --election-timeout / --heartbeat-interval */
 };
 
 struct server {
     const struct server_config *cfg;
     struct loop *loop;
     struct mvcc *mvcc; /* owned */
+    struct lease_table *leases; /* owned */
     struct node *node; /* owned; set by the caller after server_init */
     struct server_listener *listeners; /* owned */
     size_t n_listeners;
