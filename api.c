@@ -830,3 +830,12 @@ static const struct pb_field api_internal_raft_req_fields[] = {
     API_MSG(api_internal_raft_req, auth_role_revoke_permission, 1204, api_auth_role_revoke_permission_req_desc),
 };
 API_DESC(api_internal_raft_req, "etcdserverpb.InternalRaftRequest");
+
+/* ---- leasepb ---- */
+
+static const struct pb_field api_lease_pb_fields[] = {
+    API_FIELD(api_lease_pb, ID, 1, PB_INT64),
+    API_FIELD(api_lease_pb, TTL, 2, PB_INT64),
+    API_FIELD(api_lease_pb, RemainingTTL, 3, PB_INT64),
+};
+API_DESC(api_lease_pb, "leasepb.Lease");

@@ -978,4 +978,14 @@ extern const struct pb_msgdesc api_request_header_desc;
 extern const struct pb_msgdesc api_internal_authenticate_req_desc;
 extern const struct pb_msgdesc api_internal_raft_req_desc;
 
+/* ---- leasepb (what the backend's lease bucket stores) ---- */
+
+struct api_lease_pb { /* leasepb.Lease */
+    int64_t ID;
+    int64_t TTL;
+    int64_t RemainingTTL;
+};
+
+extern const struct pb_msgdesc api_lease_pb_desc;
+
 #endif

@@ -114,7 +114,7 @@ static struct flag flags[] = {
     FLAG("experimental-enable-lease-checkpoint", F_BOOL, "false", false, "Enable to persist lease remaining TTL to prevent indefinite auto-renewal of long lived leases."),
     FLAG("experimental-compaction-batch-limit", F_INT, "1000", false, "Sets the maximum revisions deleted in each compaction batch."),
     FLAG("experimental-peer-skip-client-san-verification", F_BOOL, "false", false, "Skip verification of SAN field in client certificate for peer connections."),
-    FLAG("experimental-watch-progress-notify-interval", F_DURATION, "10m", false, "Duration of periodic watch progress notifications."),
+    FLAG("experimental-watch-progress-notify-interval", F_DURATION, "10m", true, "Duration of periodic watch progress notifications."),
     FLAG("experimental-warning-apply-duration", F_DURATION, "100ms", false, "Time duration after which a warning is generated if request takes more time."),
     FLAG("force-new-cluster", F_BOOL, "false", false, "Force to create a new one member cluster."),
     FLAG("enable-grpc-gateway", F_BOOL, "true", false, "Enable GRPC gateway."),
@@ -159,32 +159,44 @@ static bool parse_u64(const char *s, unsigned long long *out)
     return !*e && errno == 0;
 }
 
-/* Go duration syntax: [-+]?([0-9]*(\.[0-9]*)?[a-z]+)+ or "0". */
-static bool parse_duration(const char *s)
+/* Go duration syntax: [-+]?([0-9]*(\.[0-9]*)?[a-z]+)+ or "0"; *ms (may be
+ * NULL) gets the value in milliseconds. */
+static bool parse_duration(const char *s, double *ms)
 {
+    static const char *const units[] = {"ns", "us", "\xc2\xb5s", "ms", "s", "m", "h"};
+    static const double unit_ms[] = {1e-6, 1e-3, 1e-3, 1, 1e3, 60e3, 3600e3};
+    double total = 0, sign = 1;
     if (*s == '-' || *s == '+')
-        s++;
-    if (!strcmp(s, "0"))
+        sign = *s++ == '-' ? -1 : 1;
+    if (!strcmp(s, "0")) {
+        if (ms)
+            *ms = 0;
         return true;
+    }
     if (!*s)
         return false;
     while (*s) {
-        const char *d = s;
-        while (isdigit((unsigned char)*s) || *s == '.')
-            s++;
-        if (s == d)
+        char *e;
+        double v = strtod(s, &e);
+        if (e == s || (*s != '.' && !isdigit((unsigned char)*s)))
             return false;
-        static const char *const units[] = {"ns", "us", "\xc2\xb5s", "ms", "s", "m", "h"};
-        size_t best = 0;
+        s = e;
+        int best = -1;
+        size_t best_len = 0;
         for (int i = 0; i < 7; i++) {
             size_t l = strlen(units[i]);
-            if (!strncmp(s, units[i], l) && l > best)
-                best = l;
+            if (!strncmp(s, units[i], l) && l > best_len) {
+                best = i;
+                best_len = l;
+            }
         }
-        if (!best)
+        if (best < 0)
             return false;
-        s += best;
+        total += v * unit_ms[best];
+        s += best_len;
     }
+    if (ms)
+        *ms = sign * total;
     return true;
 }
 
@@ -200,7 +212,7 @@ static bool flag_valid(const struct flag *f, const char *v)
     case F_INT:
         return parse_u64(v[0] == '-' ? v + 1 : v, &u);
     case F_DURATION:
-        return parse_duration(v);
+        return parse_duration(v, NULL);
     case F_STR:
         return true;
     }
@@ -562,6 +574,9 @@ static int etcd_main(int argc, char **argv)
         return die(msg);
     }
     cfg.heartbeat_ms = (int)hb;
+    double wp;
+    parse_duration(flag_val("experimental-watch-progress-notify-interval"), &wp);
+    cfg.watch_progress_ms = wp > 0 ? (uint64_t)wp : 0;
     cfg.election_ticks = (int)(et / hb);
     struct loop *loop = loop_new();
     if (!loop)

@@ -2172,3 +2172,132 @@ int mvcc_compact(struct mvcc *m, int64_t rev)
     m->mv_compact = rev;
     return 0;
 }
+
+/* ---- restoring from the backend ---- */
+
+int mvcc_restore_rev(struct mvcc *m, int64_t main, int64_t sub, const struct api_kv *kv,
+                     bool tombstone)
+{
+    struct mvcc_path path;
+    struct mvcc_key *k = mvcc_tree_lookup(&m->mv_tree, kv->key.p, kv->key.len, &path);
+    assert(main >= 1 && sub >= 0);
+    assert(!k || !k->k_n || k->k_vers[k->k_n - 1].v_main < main ||
+           (k->k_vers[k->k_n - 1].v_main == main && k->k_vers[k->k_n - 1].v_sub < sub));
+    struct mvcc_ver *v;
+    int rc;
+    if (tombstone) {
+        /* etcd's restoreIntoIndex drops a tombstone with no live generation
+         * under it: what a compaction cut short leaves behind */
+        if (!mvcc_key_latest(k))
+            return 0;
+        if ((rc = mvcc_key_reserve(k)))
+            return rc;
+        v = &k->k_vers[k->k_n++];
+        memset(v, 0, sizeof *v);
+        v->v_main = main;
+        v->v_sub = sub;
+        m->mv_bytes += MVCC_VER_BYTES(v);
+        return 0;
+    }
+    assert(kv->version >= 1 && kv->mod_revision == main);
+    uint8_t *copy = NULL;
+    if (kv->value.len) {
+        copy = mem_alloc(kv->value.len);
+        if (!copy)
+            return -ERR_NOMEM;
+        memcpy(copy, kv->value.p, kv->value.len);
+    }
+    if (k) {
+        rc = mvcc_key_reserve(k);
+    } else {
+        k = mvcc_key_new(kv->key.p, kv->key.len);
+        rc = k ? mvcc_tree_reserve(&m->mv_tree) : -ERR_NOMEM;
+        if (rc == 0) {
+            mvcc_tree_insert(&m->mv_tree, k, &path);
+            m->mv_bytes += MVCC_KEY_BYTES(k);
+        } else if (k) {
+            mvcc_key_free(k);
+        }
+    }
+    if (rc) {
+        mem_free(copy);
+        return rc;
+    }
+    /* the stored KeyValue is what etcd serves, so its fields are taken as
+     * they are rather than recomputed from the key's history */
+    v = &k->k_vers[k->k_n++];
+    v->v_main = main;
+    v->v_sub = sub;
+    v->v_create = kv->create_revision;
+    v->v_version = kv->version;
+    v->v_lease = kv->lease;
+    v->v_value = copy;
+    v->v_vlen = kv->value.len;
+    m->mv_bytes += MVCC_VER_BYTES(v);
+    return 0;
+}
+
+void mvcc_restore_finish(struct mvcc *m, int64_t rev, int64_t compact_main_rev)
+{
+    m->mv_rev = rev < 1 ? 1 : rev;
+    m->mv_compact = compact_main_rev;
+    m->mv_n_changes = 0;
+}
+
+static int mvcc_revision_cmp(const void *a, const void *b, const void *ctx)
+{
+    const struct mvcc_revision *x = a, *y = b;
+    (void)ctx;
+    int c = mvcc_cmp64(x->main, y->main);
+    return c ? c : mvcc_cmp64(x->sub, y->sub);
+}
+
+int mvcc_keep(const struct mvcc *m, int64_t rev, int64_t upto, struct mvcc_revision **out, size_t *n,
+              size_t *n_all)
+{
+    struct mvcc_revision *arr = NULL;
+    size_t cnt = 0, cap = 0, all = 0;
+    struct mvcc_iter it;
+    const struct mvcc_key *k;
+
+    mvcc_tree_seek(&m->mv_tree, NULL, 0, &it);
+    while ((k = mvcc_iter_next(&it))) {
+        /* lo = how many revisions have main <= rev: the newest is lo - 1 */
+        size_t lo = 0, hi = k->k_n;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (k->k_vers[mid].v_main <= rev)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo == 0 || !k->k_vers[lo - 1].v_version)
+            continue;
+        all++;
+        const struct mvcc_ver *v = &k->k_vers[lo - 1];
+        if (v->v_main > upto)
+            continue;
+        if (cnt == cap) {
+            size_t ncap = cap ? cap * 2 : 64;
+            struct mvcc_revision *na = ncap > SIZE_MAX / sizeof *na ? NULL : mem_realloc(arr, ncap * sizeof *na);
+            if (!na) {
+                mem_free(arr);
+                return -ERR_NOMEM;
+            }
+            arr = na;
+            cap = ncap;
+        }
+        arr[cnt].main = v->v_main;
+        arr[cnt++].sub = v->v_sub;
+    }
+    mvcc_sort(arr, cnt, sizeof *arr, mvcc_revision_cmp, NULL);
+    if (!cnt) {
+        mem_free(arr);
+        arr = NULL;
+    }
+    *out = arr;
+    *n = cnt;
+    if (n_all)
+        *n_all = all;
+    return 0;
+}

@@ -155,4 +155,41 @@ int64_t mvcc_compact_main_rev(const struct mvcc *m);
  * index). */
 int mvcc_compact(struct mvcc *m, int64_t rev) MEM_MUST_CHECK;
 
+/* ---- restoring from the backend ---- */
+
+/* One revision as the backend keys it: etcd's revision{main, sub}. */
+struct mvcc_revision {
+    int64_t main;
+    int64_t sub;
+};
+
+/* Rebuilding a store from the backend's key bucket (etcd's restore): on a
+ * store fresh from mvcc_new, call mvcc_restore_rev for every stored revision
+ * in strictly ascending (main, sub) order (main >= 1), then
+ * mvcc_restore_finish once.  kv is the stored mvccpb.KeyValue: for a put its
+ * create_revision, version (>= 1), lease and value are kept exactly, and its
+ * mod_revision must be main; for a tombstone (the key had etcd's 't' mark)
+ * only kv->key is read.  The caller checks the order and the fields (they
+ * come from disk); an assert guards them here.  As etcd's restore does, a
+ * tombstone of a key that is not live is skipped.  0, or -ERR_NOMEM (the
+ * store is as before the call). */
+int mvcc_restore_rev(struct mvcc *m, int64_t main, int64_t sub, const struct api_kv *kv,
+                     bool tombstone) MEM_MUST_CHECK;
+
+/* Ends a restore: the current revision becomes rev (at least 1) and etcd's
+ * compactMainRev compact_main_rev (-1 = never compacted).  A store restored
+ * from what another store wrote (every revision it kept, its revisions and
+ * its compaction) then reads, compacts and writes as that store would. */
+void mvcc_restore_finish(struct mvcc *m, int64_t rev, int64_t compact_main_rev);
+
+/* etcd's kvindex.Keep(rev): for every key, its newest revision with main <=
+ * rev, unless that one is a tombstone.  Those with main <= upto go to *out
+ * (mem_alloc'd, the caller mem_frees it; NULL when *n is 0), sorted by
+ * (main, sub); *n_all (if not NULL) counts all of them.  After
+ * mvcc_compact(rev), mvcc_keep(rev, rev) lists the revisions <= rev the
+ * compaction kept: what the backend must not delete.  O(keys + n log n).
+ * 0 or -ERR_NOMEM. */
+int mvcc_keep(const struct mvcc *m, int64_t rev, int64_t upto, struct mvcc_revision **out, size_t *n,
+              size_t *n_all) MEM_MUST_CHECK;
+
 #endif

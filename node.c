@@ -29,6 +29,7 @@
 #include "raft.h"
 #include "server.h"
 #include "wal.h"
+#include "watch.h"
 
 #define NODE_MAX_MEMBERS 64
 #define WAIT_MIN_CAP 1024
@@ -466,6 +467,7 @@ static void apply_normal(struct node *n, const struct api_raft_entry *e)
     }
     struct grpc_call *call = r.header ? wait_take(n, r.header->ID) : NULL;
     apply_request(n, &r, call);
+    watch_hub_notify(n->srv->watch);
 }
 
 static void apply_entries(struct node *n, const struct api_raft_entry *ents, size_t count)

@@ -21,6 +21,7 @@
 #include "node.h"
 #include "server.h"
 #include "version.h"
+#include "watch.h"
 
 static void fail(struct grpc_call *call, int err)
 {
@@ -223,6 +224,14 @@ static void lease_keep_alive_end(struct grpc_call *call, bool reset)
         grpc_call_fail(call, GRPC_OK, NULL);
 }
 
+/* ---- Watch ---- */
+
+static void watch_msg(struct grpc_call *call, void *req)
+{
+    struct server *s = grpc_call_ctx(call);
+    watch_on_message(s->watch, call, req);
+}
+
 /* ---- Cluster ---- */
 
 static struct pb_bytes *url_list(struct mem_arena *a, char *const *urls, size_t n)
@@ -300,6 +309,7 @@ const struct grpc_method rpc_methods[] = {
     UNARY("/etcdserverpb.Lease/LeaseLeases", api_lease_leases_req_desc, lease_leases_rpc),
     {"/etcdserverpb.Lease/LeaseKeepAlive", &api_lease_keep_alive_req_desc, true, lease_keep_alive_msg,
      lease_keep_alive_end},
+    {"/etcdserverpb.Watch/Watch", &api_watch_req_desc, true, watch_msg, watch_on_end},
     UNARY("/etcdserverpb.Cluster/MemberList", api_member_list_req_desc, cluster_member_list),
     UNARY("/etcdserverpb.Maintenance/Status", api_status_req_desc, maint_status),
     {0},

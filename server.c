@@ -26,6 +26,7 @@
 #include "lease.h"
 #include "node.h"
 #include "rpc.h"
+#include "watch.h"
 
 #define CONN_READ_CHUNK 65536
 #define CONN_OUT_HIGH (4u << 20) /* stop reading while this much output is unsent */
@@ -103,6 +104,18 @@ int server_parse_url(const char *url, char *host, size_t cap, int *port, bool *t
 
 /* ---- lifecycle ---- */
 
+/* Response headers of watch streams: asked at each response, since the
+ * term moves. */
+static void watch_ident(void *ctx, struct api_header *h)
+{
+    struct server *s = ctx;
+    if (!s->node)
+        return;
+    h->cluster_id = node_cluster_id(s->node);
+    h->member_id = node_member_id(s->node);
+    h->raft_term = node_term(s->node);
+}
+
 int server_init(struct server *s, const struct server_config *cfg, struct loop *loop)
 {
     memset(s, 0, sizeof *s);
@@ -122,6 +135,18 @@ int server_init(struct server *s, const struct server_config *cfg, struct loop *
         return -1;
     }
     mvcc_set_lease_check(s->mvcc, rpc_lease_exists, s);
+    struct watch_config wc = {
+        .max_resp_bytes = cfg->max_request_bytes + GRPC_OVERHEAD,
+        .progress_ms = cfg->watch_progress_ms,
+        .ident = watch_ident,
+        .ident_ctx = s,
+    };
+    s->watch = watch_hub_new(loop, s->mvcc, &wc);
+    if (!s->watch) {
+        lease_free(s->leases);
+        mvcc_free(s->mvcc);
+        return -1;
+    }
     return 0;
 }
 
@@ -141,6 +166,8 @@ void server_close(struct server *s)
     mem_free(s->listeners);
     s->listeners = NULL;
     s->n_listeners = 0;
+    watch_hub_free(s->watch);
+    s->watch = NULL;
     node_stop(s->node);
     s->node = NULL;
     mvcc_free(s->mvcc);

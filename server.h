@@ -28,6 +28,7 @@ struct server_config {
     int max_txn_ops;
     uint32_t max_concurrent_streams;
     int heartbeat_ms;   /* --heartbeat-interval */
+    uint64_t watch_progress_ms; /* --experimental-watch-progress-notify-interval */
     int election_ticks; /* --election-timeout / --heartbeat-interval */
 };
 
@@ -36,6 +37,7 @@ struct server {
     struct loop *loop;
     struct mvcc *mvcc; /* owned */
     struct lease_table *leases; /* owned */
+    struct watch_hub *watch;    /* owned */
     struct node *node; /* owned; set by the caller after server_init */
     struct server_listener *listeners; /* owned */
     size_t n_listeners;

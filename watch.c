@@ -42,9 +42,12 @@
  * client must learn about its watches.  One that keeps creating watches
  * while reading nothing is cut off here instead of growing the queue. */
 #define WATCH_HARD_QUEUE_FACTOR 8
-#define WATCH_BATCH_EVENTS 1000 /* per history batch, as etcd's watchBatchMaxRevs */
+#define WATCH_BATCH_EVENTS 1000 /* per history batch (etcd's watchBatchMaxRevs: 1000 revisions) */
 #define WATCH_BATCH_BYTES (1u << 20)
-#define WATCH_RUN_EVENTS 10000 /* history events per timer run: writes are not starved */
+/* Per timer run, so writes are not starved: history events sent, and
+ * batches read (each walks its watch's range of the key index once). */
+#define WATCH_RUN_EVENTS 10000
+#define WATCH_RUN_BATCHES 64
 #define WATCH_RETRY_MS 10      /* a full stream is looked at again after this (etcd's victim loop) */
 #define WATCH_SCRATCH_KEEP (1u << 20)
 #define WATCH_NO_IDX SIZE_MAX
@@ -136,7 +139,8 @@ struct watch_hub {
     uint64_t h_progress_ms;
     size_t h_queue_max;
     size_t h_batch_events;
-    uint64_t h_cluster_id, h_member_id, h_raft_term;
+    void (*h_ident)(void *ctx, struct api_header *hdr);
+    void *h_ident_ctx;
     int64_t h_rev; /* the store revision every synced watch has been sent */
 
     struct watch_range *h_ranges; /* treap root */
@@ -238,7 +242,7 @@ static void watch_reap(struct watch_hub *h);
 
 static void watch_header(const struct watch_hub *h, int64_t rev, struct api_header *hdr);
 static int watch_send(struct watch_stream *s, const struct watch_wire *resp);
-static int watch_send_ctrl(struct watch_stream *s, struct watch_wire *resp, int64_t rev);
+static int watch_send_ctrl(struct watch_stream *s, const struct watch_wire *resp, int64_t rev);
 static int watch_send_events(struct watch_hub *h, struct watch_watcher *w, int64_t rev,
                              struct pb_bytes *evs, size_t n);
 static bool watch_filtered(const struct watch_watcher *w, int32_t type);
@@ -573,11 +577,10 @@ static void watch_set_synced(struct watch_watcher *w)
     r->r_synced = w;
 }
 
-/* w (detached, or synced) is caught up from min_rev on by the timer. */
+/* w (detached: new, or taken off its list) is caught up from min_rev on
+ * by the timer. */
 static void watch_set_unsynced(struct watch_hub *h, struct watch_watcher *w, int64_t min_rev)
 {
-    if (w->w_state == WATCH_SYNCED)
-        watch_list_del(&w->w_range->r_synced, NULL, w);
     w->w_state = WATCH_UNSYNCED;
     w->w_min_rev = min_rev;
     w->w_next = NULL;
@@ -598,8 +601,10 @@ static void watch_resync_all(struct watch_hub *h, int64_t from_rev)
 {
     for (struct watch_stream *s = h->h_streams; s; s = s->s_next)
         for (struct watch_watcher *w = s->s_watchers; w; w = w->w_snext)
-            if (w->w_state == WATCH_SYNCED)
+            if (w->w_state == WATCH_SYNCED) {
+                watch_detach(h, w);
                 watch_set_unsynced(h, w, w->w_min_rev > from_rev ? w->w_min_rev : from_rev);
+            }
 }
 
 static void watch_watcher_free(struct watch_hub *h, struct watch_watcher *w)
@@ -669,10 +674,9 @@ static void watch_reap(struct watch_hub *h)
 
 static void watch_header(const struct watch_hub *h, int64_t rev, struct api_header *hdr)
 {
-    hdr->cluster_id = h->h_cluster_id;
-    hdr->member_id = h->h_member_id;
+    memset(hdr, 0, sizeof *hdr);
+    h->h_ident(h->h_ident_ctx, hdr);
     hdr->revision = rev;
-    hdr->raft_term = h->h_raft_term;
 }
 
 static int watch_send(struct watch_stream *s, const struct watch_wire *resp)
@@ -688,7 +692,7 @@ static int watch_send(struct watch_stream *s, const struct watch_wire *resp)
 
 /* A response about the watch itself (created, canceled, compacted, a
  * progress request's answer), with a header at rev. */
-static int watch_send_ctrl(struct watch_stream *s, struct watch_wire *resp, int64_t rev)
+static int watch_send_ctrl(struct watch_stream *s, const struct watch_wire *resp, int64_t rev)
 {
     struct watch_hub *h = s->s_hub;
     struct api_header hdr;
@@ -697,8 +701,9 @@ static int watch_send_ctrl(struct watch_stream *s, struct watch_wire *resp, int6
         return -1;
     }
     watch_header(h, rev, &hdr);
-    resp->header = &hdr;
-    return watch_send(s, resp);
+    struct watch_wire out = *resp;
+    out.header = &hdr;
+    return watch_send(s, &out);
 }
 
 /* Events for w, split as etcd's sendFragments when w asked for fragments
@@ -884,8 +889,10 @@ static void watch_dispatch(struct watch_hub *h, size_t n, int64_t rev)
             continue;
         /* a client that does not read: history will be its buffer */
         if (grpc_call_queued(w->w_stream->s_call) > h->h_queue_max ||
-            watch_deliver(h, w, enc, evs, rev) < 0)
+            watch_deliver(h, w, enc, evs, rev) < 0) {
+            watch_detach(h, w);
             watch_set_unsynced(h, w, rev);
+        }
     }
 }
 
@@ -998,19 +1005,24 @@ static void watch_catch_up(struct watch_hub *h, struct watch_watcher *w, size_t 
 
 /* One round over the unsynced watches, round robin, within the run's
  * budget; a watch whose stream is still above half its queue bound waits.
- * Returns whether some watch could have been served but was not (budget). */
+ * Returns whether a watch that could be served is still behind (so the
+ * next run should come soon). */
 static bool watch_catch_up_all(struct watch_hub *h)
 {
-    size_t budget = WATCH_RUN_EVENTS;
+    size_t budget = WATCH_RUN_EVENTS, batches = WATCH_RUN_BATCHES;
     size_t rounds = h->h_n_unsynced;
+    bool more = false;
     while (rounds-- && h->h_unsynced) {
         struct watch_watcher *w = h->h_unsynced;
         struct watch_stream *s = w->w_stream;
         bool ready = !s->s_failed && grpc_call_queued(s->s_call) <= h->h_queue_max / 2;
-        if (ready && !budget)
+        if (ready && (!budget || !batches))
             return true;
-        if (ready)
+        if (ready) {
+            batches--;
             watch_catch_up(h, w, &budget);
+            more |= w->w_state == WATCH_UNSYNCED;
+        }
         if (w->w_state == WATCH_UNSYNCED && h->h_unsynced == w && w->w_next) {
             /* to the back of the queue */
             watch_list_del(&h->h_unsynced, &h->h_unsynced_tail, w);
@@ -1019,7 +1031,7 @@ static bool watch_catch_up_all(struct watch_hub *h)
             h->h_unsynced_tail = w;
         }
     }
-    return false;
+    return more;
 }
 
 /* ---- timer: catch-up and progress notifications ---- */
@@ -1277,6 +1289,8 @@ struct watch_hub *watch_hub_new(struct loop *loop, struct mvcc *m, const struct 
         h->h_progress_ms = WATCH_MIN_PROGRESS_MS;
     h->h_queue_max = cfg->queue_max ? cfg->queue_max : WATCH_DEFAULT_QUEUE;
     h->h_batch_events = WATCH_BATCH_EVENTS;
+    h->h_ident = cfg->ident;
+    h->h_ident_ctx = cfg->ident_ctx;
     h->h_rev = mvcc_rev(m);
     h->h_rand = 0x2545F4914F6CDD1Dull;
     h->h_progress_next = UINT64_MAX;
@@ -1299,14 +1313,6 @@ void watch_hub_free(struct watch_hub *h)
     mem_buf_free(&h->h_enc);
     mem_arena_free(&h->h_arena);
     mem_free(h);
-}
-
-void watch_hub_set_ident(struct watch_hub *h, uint64_t cluster_id, uint64_t member_id,
-                         uint64_t raft_term)
-{
-    h->h_cluster_id = cluster_id;
-    h->h_member_id = member_id;
-    h->h_raft_term = raft_term;
 }
 
 size_t watch_hub_watchers(const struct watch_hub *h)

@@ -44,20 +44,21 @@ struct watch_config {
      * watches stop getting live events and are caught up from history
      * later.  0 = 1 MiB. */
     size_t queue_max;
+    /* Fills hdr's cluster_id, member_id and raft_term for a response (the
+     * hub sets the revision); asked at each response, so a new raft term
+     * shows at once. */
+    void (*ident)(void *ctx, struct api_header *hdr);
+    void *ident_ctx;
 };
 
 struct watch_hub;
 
-/* m and loop must outlive the hub.  NULL on OOM. */
+/* m and loop must outlive the hub; cfg->ident is required.  NULL on OOM. */
 struct watch_hub *watch_hub_new(struct loop *loop, struct mvcc *m, const struct watch_config *cfg)
     __attribute__((warn_unused_result));
 /* Call once every Watch call has ended (close the connections first).  A
  * stream still open is detached from its call, so its on_end does nothing. */
 void watch_hub_free(struct watch_hub *h);
-
-/* The ids every response header carries.  Call again when the term changes. */
-void watch_hub_set_ident(struct watch_hub *h, uint64_t cluster_id, uint64_t member_id,
-                         uint64_t raft_term);
 
 /* Delivers the events of the write just applied to the store: call after
  * every mutating store call (calling it after one that failed or wrote
@@ -70,19 +71,22 @@ void watch_hub_notify(struct watch_hub *h);
 /* The Watch method's handlers, for grpc.h's method table:
  *   {"/etcdserverpb.Watch/Watch", &api_watch_req_desc, true, <fn calling
  *    watch_on_message with the server's hub>, watch_on_end}
- * on_end needs no hub: the stream remembers it.  A half-close by the client
- * keeps the stream serving, as etcd's does; the stream ends when the client
- * resets it or the connection goes.  The call is ended by the hub only on
- * OOM (RESOURCE_EXHAUSTED) or a client that keeps sending requests while
- * reading none of the responses (its queue past 8 * queue_max:
- * RESOURCE_EXHAUSTED "etcdserver: too many requests"). */
+ * on_end needs no hub: the stream remembers it.  A create that fails (range
+ * empty, duplicate watch_id, OOM) is answered as etcd does: created and
+ * canceled, watch_id -1, cancel_reason set; canceling an unknown id is not
+ * answered.  A half-close by the client keeps the stream serving, as etcd's
+ * does; the stream ends when the client resets it or the connection goes.
+ * There is no permission check yet (no auth store).  The call is ended by
+ * the hub only on OOM (RESOURCE_EXHAUSTED) or a client that keeps sending
+ * requests while reading none of the responses (its queue past 8 *
+ * queue_max: RESOURCE_EXHAUSTED "etcdserver: too many requests"). */
 void watch_on_message(struct watch_hub *h, struct grpc_call *call, void *req);
 void watch_on_end(struct grpc_call *call, bool reset);
 
-/* Counters: open watches (canceled and compacted ones that the client has
- * not canceled yet included, as etcd keeps their ids), those of them being
- * caught up from history, and bytes the hub holds for streams, watches and
- * the key index (scratch space for one write's responses not included). */
+/* Counters: open watches (a compacted one counts until its client cancels
+ * it: etcd keeps its id), those of them being caught up from history, and
+ * the bytes the hub holds for streams, watches and its index of watched
+ * ranges (scratch space for one write's responses not included). */
 size_t watch_hub_watchers(const struct watch_hub *h);
 size_t watch_hub_unsynced(const struct watch_hub *h);
 size_t watch_hub_bytes(const struct watch_hub *h);

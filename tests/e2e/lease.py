@@ -16,6 +16,10 @@ def lease_session(srv):
     def run(*args):
         rc, o, errs = etcdctl(srv.endpoint, *args)
         o = re.sub(rb'"(id|ID|ttl|TTL)":\d+', rb'"\1":N', o)
+        # etcd lists a lease's keys in Go map order, which is random
+        o = re.sub(rb"attached keys\(\[([^]]*)\]\)",
+                   lambda m: b"attached keys([" + b" ".join(sorted(m.group(1).split())) + b"])", o)
+        o = re.sub(rb'"keys":\[([^]]*)\]', lambda m: b'"keys":[' + b",".join(sorted(m.group(1).split(b","))) + b"]", o)
         out.append((args[0], rc, re.sub(rb"[0-9a-f]{16}", b"ID", o), errs))
         return o
 
