@@ -27,7 +27,9 @@
  * were queued), backend_snapshot and backend_defrag (see there).
  *
  * Errors: 0 or a negative DB_E* code from db.h, except where a function says
- * it returns -ERR_x from err.h.  backend_errmsg() has the text.
+ * it returns -ERR_x from err.h.  The text is in backend_errmsg() for the
+ * loop-thread calls, in the hash for a hash, in the caller's buffer for a
+ * snapshot or a defrag.
  *
  * Memory: the pending batch holds one copy of every value written since the
  * last commit; the commit policy (backend_commit_deadline) bounds it to
@@ -87,8 +89,9 @@ int backend_open(const char *path, const struct backend_config *cfg, struct back
  * backend_pending returns false) for a clean shutdown. */
 void backend_close(struct backend *b);
 
-/* Text of the last failure of open/load/commit/hash/snapshot/defrag; "" if
- * none.  Valid until the next call on b. */
+/* Text of the last failure of backend_load or backend_commit_finish (with
+ * the path and, for corruption, the bucket and key); "" if none.  Loop
+ * thread; valid until the next call on b. */
 const char *backend_errmsg(const struct backend *b);
 
 /* A lease as the lease bucket keeps it. */
@@ -230,6 +233,7 @@ struct backend_hash {
     int64_t bh_compact_rev; /* HashKV's compact_revision: etcd's compactMainRev,
                                -1 before the first compaction */
     uint32_t bh_hash;       /* set by a successful backend_hash_run */
+    char bh_err[256];       /* why backend_hash_run failed */
     /* private */
     struct backend *bh_b;
     bool bh_kv;
@@ -268,12 +272,13 @@ void backend_hash_free(struct backend_hash *h);
  * not NULL) gets the bytes written, the digest included.  Returns 0;
  * DB_EBUSY during a defrag; DB_EIO or DB_ENOSPC (a write or read failed);
  * DB_ENOMEM. */
-int backend_snapshot(struct backend *b, int fd, uint64_t *size) BACKEND_MUST_CHECK;
+int backend_snapshot(struct backend *b, int fd, uint64_t *size, char *err,
+                     size_t errlen) BACKEND_MUST_CHECK;
 
 /* db_defrag: run it on the worker thread (so no commit runs), with no hash
- * or snapshot running.  Returns db_defrag's codes; the message is in
- * backend_errmsg. */
-int backend_defrag(struct backend *b) BACKEND_MUST_CHECK;
+ * or snapshot running.  Returns db_defrag's codes; on failure err (if not
+ * NULL) gets the message. */
+int backend_defrag(struct backend *b, char *err, size_t errlen) BACKEND_MUST_CHECK;
 
 /* Status' dbSize and dbSizeInUse.  Any thread. */
 int64_t backend_size(struct backend *b);

@@ -2301,3 +2301,35 @@ int mvcc_keep(const struct mvcc *m, int64_t rev, int64_t upto, struct mvcc_revis
         *n_all = all;
     return 0;
 }
+
+int mvcc_leased_keys(const struct mvcc *m, struct mem_arena *a, struct api_kv **out, size_t *n)
+{
+    struct mvcc_iter it;
+    const struct mvcc_key *k;
+    size_t cnt = 0;
+    *out = NULL;
+    *n = 0;
+    mvcc_tree_seek(&m->mv_tree, NULL, 0, &it);
+    while ((k = mvcc_iter_next(&it))) {
+        const struct mvcc_ver *v = mvcc_key_latest(k);
+        cnt += v && v->v_lease;
+    }
+    if (!cnt)
+        return 0;
+    if (cnt > SIZE_MAX / sizeof **out)
+        return -ERR_NOMEM;
+    struct api_kv *kvs = mem_arena_zalloc(a, cnt * sizeof *kvs);
+    if (!kvs)
+        return -ERR_NOMEM;
+    mvcc_tree_seek(&m->mv_tree, NULL, 0, &it);
+    while ((k = mvcc_iter_next(&it))) {
+        const struct mvcc_ver *v = mvcc_key_latest(k);
+        if (!v || !v->v_lease)
+            continue;
+        kvs[*n].key.p = k->k_bytes;
+        kvs[*n].key.len = k->k_len;
+        kvs[(*n)++].lease = v->v_lease;
+    }
+    *out = kvs;
+    return 0;
+}

@@ -192,4 +192,11 @@ void mvcc_restore_finish(struct mvcc *m, int64_t rev, int64_t compact_main_rev);
 int mvcc_keep(const struct mvcc *m, int64_t rev, int64_t upto, struct mvcc_revision **out, size_t *n,
               size_t *n_all) MEM_MUST_CHECK;
 
+/* Every key whose newest revision is live and carries a lease (what etcd's
+ * restore re-attaches), in key order: *out in the arena (NULL when *n is 0),
+ * each with its key and lease only; key bytes point into the store (valid
+ * until the next mutating call).  One walk over the keys.  0 or -ERR_NOMEM. */
+int mvcc_leased_keys(const struct mvcc *m, struct mem_arena *a, struct api_kv **out,
+                     size_t *n) MEM_MUST_CHECK;
+
 #endif

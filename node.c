@@ -34,11 +34,18 @@
 #define NODE_MAX_MEMBERS 64
 #define WAIT_MIN_CAP 1024
 
-/* A call waiting for its entry to apply, keyed by the request ID carried in
- * the entry's RequestHeader. */
+/* Who waits for an entry to apply: a gRPC call, or an internal caller's
+ * function (the lock and election services), or nobody. */
+struct node_waiter {
+    struct grpc_call *call;
+    node_done_fn fn;
+    void *arg;
+};
+
+/* A waiter keyed by the request ID carried in the entry's RequestHeader. */
 struct node_wait {
     uint64_t id; /* 0 = empty slot */
-    struct grpc_call *call;
+    struct node_waiter w;
 };
 
 struct node {
@@ -109,30 +116,31 @@ static int wait_grow(struct node *n)
     return 0;
 }
 
-static int wait_add(struct node *n, uint64_t id, struct grpc_call *call)
+static int wait_add(struct node *n, uint64_t id, const struct node_waiter *w)
 {
     if ((n->n_waits + 1) * 2 > n->wait_cap && wait_grow(n) < 0)
         return -1;
     size_t s = wait_slot(n, id);
     while (n->waits[s].id)
         s = (s + 1) & (n->wait_cap - 1);
-    n->waits[s] = (struct node_wait){id, call};
+    n->waits[s] = (struct node_wait){id, *w};
     n->n_waits++;
     return 0;
 }
 
-/* Removes and returns the call waiting for id, or NULL.  Deletion shifts
- * the following run back so probing never needs tombstones. */
-static struct grpc_call *wait_take(struct node *n, uint64_t id)
+/* Removes and returns the waiter for id (all NULL if none).  Deletion
+ * shifts the following run back so probing never needs tombstones. */
+static struct node_waiter wait_take(struct node *n, uint64_t id)
 {
+    struct node_waiter none = {0};
     if (!n->wait_cap)
-        return NULL;
+        return none;
     size_t mask = n->wait_cap - 1, s = wait_slot(n, id);
     while (n->waits[s].id && n->waits[s].id != id)
         s = (s + 1) & mask;
     if (!n->waits[s].id)
-        return NULL;
-    struct grpc_call *call = n->waits[s].call;
+        return none;
+    struct node_waiter w = n->waits[s].w;
     n->n_waits--;
     size_t hole = s;
     for (size_t j = (s + 1) & mask; n->waits[j].id; j = (j + 1) & mask) {
@@ -145,8 +153,8 @@ static struct grpc_call *wait_take(struct node *n, uint64_t id)
         }
     }
     n->waits[hole].id = 0;
-    n->waits[hole].call = NULL;
-    return call;
+    n->waits[hole].w = none;
+    return w;
 }
 
 /* ---- members ---- */
@@ -347,10 +355,20 @@ static void sync_leases(struct node *n)
     }
 }
 
-static void reply_err(struct grpc_call *call, int err)
+static void reply_err(const struct node_waiter *w, int err)
 {
-    if (call)
-        grpc_call_fail(call, (int)err_grpc_code(err), err_msg(err));
+    if (w->call)
+        grpc_call_fail(w->call, (int)err_grpc_code(err), err_msg(err));
+    else if (w->fn)
+        w->fn(w->arg, err < 0 ? err : -err, NULL);
+}
+
+static void reply(const struct node_waiter *w, const struct pb_msgdesc *d, const void *resp)
+{
+    if (w->call)
+        grpc_call_reply(w->call, d, resp);
+    else if (w->fn)
+        w->fn(w->arg, 0, resp);
 }
 
 /* LeaseRevoke apply: the lease goes and its keys are deleted in one
@@ -379,71 +397,64 @@ static int apply_revoke(struct node *n, int64_t id, struct mem_arena *a)
 }
 
 /* Runs one InternalRaftRequest against the stores and answers its caller. */
-static void apply_request(struct node *n, const struct api_internal_raft_req *r, struct grpc_call *call)
+static void apply_request(struct node *n, const struct api_internal_raft_req *r, const struct node_waiter *w)
 {
     struct mvcc *m = n->srv->mvcc;
-    struct mem_arena *a = call ? grpc_call_arena(call) : &n->apply_arena;
+    struct mem_arena *a = w->call ? grpc_call_arena(w->call) : &n->apply_arena;
     struct api_header *h = mem_arena_zalloc(a, sizeof *h);
     if (!h)
-        return reply_err(call, ERR_NOMEM);
+        return reply_err(w, ERR_NOMEM);
     int rc;
     if (r->put) {
         /* etcd's applier checks the lease before anything else */
         if (r->put->lease && !lease_exists(n->srv->leases, r->put->lease))
-            return reply_err(call, ERR_LEASE_NOT_FOUND);
+            return reply_err(w, ERR_LEASE_NOT_FOUND);
         struct api_put_resp resp = {.header = h};
         if ((rc = mvcc_put(m, r->put, a, &resp)) < 0)
-            return reply_err(call, rc);
+            return reply_err(w, rc);
         sync_leases(n);
         fill_header(n, h);
-        if (call)
-            grpc_call_reply(call, &api_put_resp_desc, &resp);
+        reply(w, &api_put_resp_desc, &resp);
     } else if (r->delete_range) {
         struct api_delete_resp resp = {.header = h};
         if ((rc = mvcc_delete(m, r->delete_range, a, &resp)) < 0)
-            return reply_err(call, rc);
+            return reply_err(w, rc);
         sync_leases(n);
         fill_header(n, h);
-        if (call)
-            grpc_call_reply(call, &api_delete_resp_desc, &resp);
+        reply(w, &api_delete_resp_desc, &resp);
     } else if (r->txn) {
         struct api_txn_resp resp = {.header = h};
         if ((rc = mvcc_txn(m, r->txn, a, &resp)) < 0)
-            return reply_err(call, rc);
+            return reply_err(w, rc);
         sync_leases(n);
         fill_header(n, h);
-        if (call)
-            grpc_call_reply(call, &api_txn_resp_desc, &resp);
+        reply(w, &api_txn_resp_desc, &resp);
     } else if (r->compaction) {
         if ((rc = mvcc_compact(m, r->compaction->revision)) < 0)
-            return reply_err(call, rc);
+            return reply_err(w, rc);
         struct api_compaction_resp resp = {.header = h};
         fill_header(n, h);
-        if (call)
-            grpc_call_reply(call, &api_compaction_resp_desc, &resp);
+        reply(w, &api_compaction_resp_desc, &resp);
     } else if (r->lease_grant) {
         struct api_lease_grant_resp resp = {.header = h, .ID = r->lease_grant->ID};
         if ((rc = lease_grant(n->srv->leases, (int64_t)loop_now_ms(n->loop), r->lease_grant->ID,
                               r->lease_grant->TTL, &resp.TTL)) < 0)
-            return reply_err(call, rc);
+            return reply_err(w, rc);
         fill_header(n, h);
-        if (call)
-            grpc_call_reply(call, &api_lease_grant_resp_desc, &resp);
+        reply(w, &api_lease_grant_resp_desc, &resp);
     } else if (r->lease_revoke) {
         if ((rc = apply_revoke(n, r->lease_revoke->ID, a)) < 0)
-            return reply_err(call, rc);
+            return reply_err(w, rc);
         struct api_lease_revoke_resp resp = {.header = h};
         fill_header(n, h);
-        if (call)
-            grpc_call_reply(call, &api_lease_revoke_resp_desc, &resp);
+        reply(w, &api_lease_revoke_resp_desc, &resp);
     } else if (r->lease_checkpoint) {
         for (size_t i = 0; i < r->lease_checkpoint->n_checkpoints; i++)
             lease_checkpoint(n->srv->leases, (int64_t)loop_now_ms(n->loop), r->lease_checkpoint->checkpoints[i].ID,
                              r->lease_checkpoint->checkpoints[i].remaining_TTL);
-        if (call)
-            grpc_call_fail(call, GRPC_OK, NULL);
-    } else if (call) {
-        grpc_call_fail(call, GRPC_UNIMPLEMENTED, "etcdserver: request not supported by this server");
+        reply(w, &api_lease_checkpoint_resp_desc, &(struct api_lease_checkpoint_resp){.header = h});
+    } else if (w->call) {
+        grpc_call_fail(w->call, GRPC_UNIMPLEMENTED, "etcdserver: request not supported by this server");
     }
 }
 
@@ -465,8 +476,10 @@ static void apply_normal(struct node *n, const struct api_raft_entry *e)
         apply_v2(n, &v2);
         return;
     }
-    struct grpc_call *call = r.header ? wait_take(n, r.header->ID) : NULL;
-    apply_request(n, &r, call);
+    struct node_waiter w = {0};
+    if (r.header)
+        w = wait_take(n, r.header->ID);
+    apply_request(n, &r, &w);
     watch_hub_notify(n->srv->watch);
 }
 
@@ -483,30 +496,44 @@ static void apply_entries(struct node *n, const struct api_raft_entry *ents, siz
 
 /* ---- proposing ---- */
 
-void node_propose(struct node *n, struct api_internal_raft_req *irr, struct grpc_call *call)
+static void propose(struct node *n, struct api_internal_raft_req *irr, const struct node_waiter *w)
 {
     struct api_request_header hdr = {.ID = lease_idgen_next(&n->reqid)};
     irr->header = &hdr;
     struct mem_buf b = {0};
     if (pb_encode(&api_internal_raft_req_desc, irr, &b) < 0) {
         mem_buf_free(&b);
-        return reply_err(call, ERR_NOMEM);
+        return reply_err(w, ERR_NOMEM);
     }
     if (b.len > n->srv->cfg->max_request_bytes) {
         mem_buf_free(&b);
-        return reply_err(call, ERR_REQUEST_TOO_LARGE);
+        return reply_err(w, ERR_REQUEST_TOO_LARGE);
     }
-    if (call && wait_add(n, hdr.ID, call) < 0) {
+    bool waits = w->call || w->fn;
+    if (waits && wait_add(n, hdr.ID, w) < 0) {
         mem_buf_free(&b);
-        return reply_err(call, ERR_NOMEM);
+        return reply_err(w, ERR_NOMEM);
     }
     int rc = raft_propose(n->raft, b.data, b.len);
     mem_buf_free(&b);
     if (rc < 0) {
-        wait_take(n, hdr.ID);
-        return reply_err(call, rc == RAFT_EDROPPED ? ERR_NO_LEADER : ERR_NOMEM);
+        if (waits)
+            wait_take(n, hdr.ID);
+        return reply_err(w, rc == RAFT_EDROPPED ? ERR_NO_LEADER : ERR_NOMEM);
     }
     kick(n);
+}
+
+void node_propose(struct node *n, struct api_internal_raft_req *irr, struct grpc_call *call)
+{
+    struct node_waiter w = {.call = call};
+    propose(n, irr, &w);
+}
+
+void node_propose_fn(struct node *n, struct api_internal_raft_req *irr, node_done_fn fn, void *arg)
+{
+    struct node_waiter w = {.fn = fn, .arg = arg};
+    propose(n, irr, &w);
 }
 
 /* Bootstrap/restart: the member publishes its name and client URLs (and,
@@ -907,7 +934,7 @@ void node_stop(struct node *n)
         wal_close(n->wal);
     for (size_t i = 0; i < n->wait_cap; i++)
         if (n->waits[i].id)
-            reply_err(n->waits[i].call, ERR_STOPPED);
+            reply_err(&n->waits[i].w, ERR_STOPPED);
     mem_free(n->waits);
     for (size_t i = 0; i < n->n_members; i++)
         member_free(&n->members[i]);

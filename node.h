@@ -52,6 +52,14 @@ void node_propose(struct node *n, struct api_internal_raft_req *irr, struct grpc
 
 /* A new lease ID, drawn like etcd from the request ID generator. */
 int64_t node_lease_id(struct node *n);
+/* For internal callers (the lock and election services): fn(arg, err,
+ * resp) runs once, with err 0 and resp pointing to the typed response
+ * (struct api_put_resp, api_delete_resp, api_txn_resp, ... as the request)
+ * valid during the call, or with err < 0 (-ERR_x) and resp NULL.  It may
+ * run before node_propose_fn returns (a proposal refused at once). */
+typedef void (*node_done_fn)(void *arg, int err, const void *resp);
+void node_propose_fn(struct node *n, struct api_internal_raft_req *irr, node_done_fn fn, void *arg);
+
 bool node_is_leader(const struct node *n);
 uint64_t node_leader(const struct node *n);
 uint64_t node_term(const struct node *n);
