@@ -624,6 +624,7 @@ static int etcd_main(int argc, char **argv)
     server_close(&srv);
     loop_free(loop);
     mem_arena_free(&cfg_arena);
+    mem_release_cache();
     return 0;
 }
 

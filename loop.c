@@ -313,6 +313,7 @@ static void *worker_main(void *arg)
         (void)!write(w->efd, &one, sizeof one);
     }
     pthread_mutex_unlock(&w->mu);
+    mem_release_cache();
     return NULL;
 }
 

@@ -5,10 +5,47 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- allocator hook ---- */
+/* ---- allocator hook ----
+ *
+ * Freed blocks of up to 64 KiB go to a small per-thread cache, bucketed by
+ * the power of two below their usable size, instead of back to libc: a
+ * request's objects (call, arena chunk, stream queue) are freed and
+ * allocated again at once, and musl's allocator hands such memory back to
+ * the kernel eagerly (an munmap/mmap pair per request).  Blocks stay plain
+ * malloc blocks, so free() and mem_free() mix freely.  The cache is bounded
+ * per bucket, and off under AddressSanitizer so that it still sees every
+ * use after free. */
+
+#ifndef MEM_CACHE_BYTES
+#if defined(__SANITIZE_ADDRESS__)
+#define MEM_CACHE_BYTES 0u
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MEM_CACHE_BYTES 0u
+#endif
+#endif
+#endif
+#ifndef MEM_CACHE_BYTES
+#define MEM_CACHE_BYTES (256u << 10) /* per bucket and thread */
+#endif
+
+#define MEM_MIN_SHIFT 5  /* smallest bucket: 32 bytes */
+#define MEM_MAX_SHIFT 16 /* largest bucket: 64 KiB */
+
+struct mem_free_block {
+    struct mem_free_block *next;
+};
+
+struct mem_cache {
+    struct mem_free_block *head[MEM_MAX_SHIFT + 1];
+    size_t count[MEM_MAX_SHIFT + 1];
+};
+
+static _Thread_local struct mem_cache mem_tcache;
 
 static long fail_countdown = -1; /* allocations left before failing; <0 = never */
 static int fail_sticky;
@@ -32,18 +69,42 @@ void mem_fail_after(long n, int sticky)
     fail_sticky = sticky;
 }
 
+/* The bucket a request of n bytes is served from: every block there has at
+ * least 2^shift usable bytes. */
+static unsigned bucket_for_request(size_t n)
+{
+    unsigned c = MEM_MIN_SHIFT;
+    while (((size_t)1 << c) < n)
+        c++;
+    return c;
+}
+
 void *mem_alloc(size_t n)
 {
     if (should_fail())
         return NULL;
+    if (n <= ((size_t)1 << MEM_MAX_SHIFT)) {
+        unsigned c = bucket_for_request(n);
+        struct mem_free_block *f = mem_tcache.head[c];
+        if (f) {
+            mem_tcache.head[c] = f->next;
+            mem_tcache.count[c]--;
+            return f;
+        }
+        /* round up so the block comes back to this bucket when freed */
+        n = (size_t)1 << c;
+    }
     return malloc(n ? n : 1);
 }
 
 void *mem_calloc(size_t n, size_t size)
 {
-    if (should_fail())
+    if (size && n > SIZE_MAX / size)
         return NULL;
-    return calloc(n ? n : 1, size ? size : 1);
+    void *p = mem_alloc(n * size);
+    if (p)
+        memset(p, 0, n * size);
+    return p;
 }
 
 void *mem_realloc(void *p, size_t n)
@@ -55,7 +116,34 @@ void *mem_realloc(void *p, size_t n)
 
 void mem_free(void *p)
 {
+    if (!p)
+        return;
+    size_t u = malloc_usable_size(p);
+    if (u >= ((size_t)1 << MEM_MIN_SHIFT) && u < ((size_t)2 << MEM_MAX_SHIFT)) {
+        unsigned c = MEM_MIN_SHIFT;
+        while (((size_t)2 << c) <= u)
+            c++; /* 2^c <= u < 2^(c+1) */
+        if (mem_tcache.count[c] < (MEM_CACHE_BYTES >> c)) {
+            struct mem_free_block *f = p;
+            f->next = mem_tcache.head[c];
+            mem_tcache.head[c] = f;
+            mem_tcache.count[c]++;
+            return;
+        }
+    }
     free(p);
+}
+
+void mem_release_cache(void)
+{
+    for (unsigned c = 0; c <= MEM_MAX_SHIFT; c++) {
+        while (mem_tcache.head[c]) {
+            struct mem_free_block *f = mem_tcache.head[c];
+            mem_tcache.head[c] = f->next;
+            free(f);
+        }
+        mem_tcache.count[c] = 0;
+    }
 }
 
 /* ---- arenas ---- */
