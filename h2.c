@@ -73,6 +73,11 @@ enum {
 #define H2_MAX_QUEUED_CONTROL 10000
 /* An output buffer this large is released once drained. */
 #define H2_OUT_KEEP (256 * 1024)
+/* DATA stays in its stream's queue while this much output is unsent: a peer
+ * that opens huge windows but does not read cannot make the connection's
+ * output buffer grow without bound (the stream queues are what callers
+ * watch for backpressure, h2_stream_queued). */
+#define H2_OUT_CAP (1024 * 1024)
 
 /* ---- types ---- */
 
@@ -490,6 +495,10 @@ static long h2_frame_data(struct h2_conn *c, struct h2_stream *s, const uint8_t 
     size_t sent = 0;
     for (;;) {
         int64_t win = c->conn_send_window < s->send_window ? c->conn_send_window : s->send_window;
+        size_t unsent = c->out.len - c->out_off;
+        int64_t room = unsent < H2_OUT_CAP ? (int64_t)(H2_OUT_CAP - unsent) : 0;
+        if (win > room)
+            win = room;
         size_t chunk = n - sent;
         if (chunk > c->peer_max_frame)
             chunk = c->peer_max_frame;
@@ -1415,6 +1424,10 @@ const uint8_t *h2_conn_output(struct h2_conn *c, size_t *len)
 void h2_conn_output_done(struct h2_conn *c, size_t n)
 {
     c->out_off += n;
+    /* streams held back by H2_OUT_CAP continue as the output drains; an
+     * error here is the connection's and shows on the next feed */
+    if (c->pend_head && c->out.len - c->out_off < H2_OUT_CAP / 2)
+        (void)!h2_flush_pending(c);
     if (c->out_off < c->out.len)
         return;
     c->out_off = c->out.len = 0;

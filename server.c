@@ -138,6 +138,9 @@ int server_init(struct server *s, const struct server_config *cfg, struct loop *
     struct watch_config wc = {
         .max_resp_bytes = cfg->max_request_bytes + GRPC_OVERHEAD,
         .progress_ms = cfg->watch_progress_ms,
+        /* a stream this far behind is caught up from history in batches of
+         * many events per response, like etcd's unsynced watchers */
+        .queue_max = 64 * 1024,
         .ident = watch_ident,
         .ident_ctx = s,
     };
