@@ -147,7 +147,9 @@ void backend_state_free(struct backend_state *st);
  *
  * Each call appends to the pending batch; nothing touches the file until a
  * commit.  Returns 0, or DB_ENOMEM with nothing recorded: the store and the
- * batch then disagree, so the caller must stop (etcd panics there). */
+ * batch then disagree, so the caller must stop (etcd panics there).
+ * DB_EINVAL (nothing recorded) for what bbolt cannot store: a value over
+ * DB_MAX_VALUE, an alarm with member 0 and type NONE. */
 
 /* The changes of the last successful mvcc_put/delete/txn (mvcc_last_event):
  * one key-bucket record per change.  Call after every mutation that wrote

@@ -193,10 +193,11 @@ int member_from_json(struct member *m, const char *p, size_t n, bool attrs_only)
     struct json j;
     char err[128];
     int rc = -1;
+    if (!attrs_only)
+        memset(m, 0, sizeof *m);
     if (json_parse(p, n, &a, &j, err, sizeof err) < 0 || j.type != JSON_OBJECT)
         goto out;
     if (!attrs_only) {
-        memset(m, 0, sizeof *m);
         const struct json *l = json_get(&j, "isLearner");
         if (json_u64(json_get(&j, "id"), &m->id) < 0 ||
             take_urls(json_get(&j, "peerURLs"), m->peer_urls, &m->n_peer_urls) < 0)

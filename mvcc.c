@@ -2244,12 +2244,63 @@ void mvcc_restore_finish(struct mvcc *m, int64_t rev, int64_t compact_main_rev)
     m->mv_n_changes = 0;
 }
 
-static int mvcc_revision_cmp(const void *a, const void *b, const void *ctx)
+/* LSD radix sort by (main, sub), both >= 0 in a store: a compaction sorts
+ * a revision per key on the loop thread, and for a million keys this is
+ * several times faster than a comparison sort (random order: a branch
+ * mispredicted per compare).  Digits of 11 bits, only as many as the
+ * largest value has (sub is nearly always 0); a digit that is the same in
+ * every element costs one counting pass and no move.  0 or -ERR_NOMEM (a
+ * unchanged). */
+#define MVCC_RADIX_BITS 11
+#define MVCC_RADIX (1u << MVCC_RADIX_BITS)
+
+static int mvcc_revision_sort(struct mvcc_revision *a, size_t n)
 {
-    const struct mvcc_revision *x = a, *y = b;
-    (void)ctx;
-    int c = mvcc_cmp64(x->main, y->main);
-    return c ? c : mvcc_cmp64(x->sub, y->sub);
+    if (n < 2)
+        return 0;
+    size_t *count = mem_alloc(MVCC_RADIX * sizeof *count);
+    struct mvcc_revision *tmp = mem_alloc(n * sizeof *tmp), *src = a, *dst = tmp;
+    if (!count || !tmp) {
+        mem_free(count);
+        mem_free(tmp);
+        return -ERR_NOMEM;
+    }
+    /* the sub revision first: it is the less significant half */
+    for (int field = 1; field >= 0; field--) {
+        uint64_t max = 0;
+        for (size_t i = 0; i < n; i++) {
+            uint64_t v = (uint64_t)(field ? src[i].sub : src[i].main);
+            max = v > max ? v : max;
+        }
+        for (unsigned shift = 0; shift < 64 && max >> shift; shift += MVCC_RADIX_BITS) {
+            memset(count, 0, MVCC_RADIX * sizeof *count);
+            for (size_t i = 0; i < n; i++) {
+                uint64_t v = (uint64_t)(field ? src[i].sub : src[i].main);
+                count[(v >> shift) & (MVCC_RADIX - 1)]++;
+            }
+            uint64_t first = (uint64_t)(field ? src[0].sub : src[0].main);
+            if (count[(first >> shift) & (MVCC_RADIX - 1)] == n)
+                continue;
+            size_t sum = 0;
+            for (unsigned d = 0; d < MVCC_RADIX; d++) {
+                size_t c = count[d];
+                count[d] = sum;
+                sum += c;
+            }
+            for (size_t i = 0; i < n; i++) {
+                uint64_t v = (uint64_t)(field ? src[i].sub : src[i].main);
+                dst[count[(v >> shift) & (MVCC_RADIX - 1)]++] = src[i];
+            }
+            struct mvcc_revision *t = src;
+            src = dst;
+            dst = t;
+        }
+    }
+    if (src != a)
+        memcpy(a, src, n * sizeof *a);
+    mem_free(count);
+    mem_free(tmp);
+    return 0;
 }
 
 int mvcc_keep(const struct mvcc *m, int64_t rev, int64_t upto, struct mvcc_revision **out, size_t *n,
@@ -2279,7 +2330,8 @@ int mvcc_keep(const struct mvcc *m, int64_t rev, int64_t upto, struct mvcc_revis
             continue;
         if (cnt == cap) {
             size_t ncap = cap ? cap * 2 : 64;
-            struct mvcc_revision *na = ncap > SIZE_MAX / sizeof *na ? NULL : mem_realloc(arr, ncap * sizeof *na);
+            struct mvcc_revision *na =
+                ncap > SIZE_MAX / sizeof *na ? NULL : mem_realloc(arr, ncap * sizeof *na);
             if (!na) {
                 mem_free(arr);
                 return -ERR_NOMEM;
@@ -2290,7 +2342,10 @@ int mvcc_keep(const struct mvcc *m, int64_t rev, int64_t upto, struct mvcc_revis
         arr[cnt].main = v->v_main;
         arr[cnt++].sub = v->v_sub;
     }
-    mvcc_sort(arr, cnt, sizeof *arr, mvcc_revision_cmp, NULL);
+    if (mvcc_revision_sort(arr, cnt) < 0) {
+        mem_free(arr);
+        return -ERR_NOMEM;
+    }
     if (!cnt) {
         mem_free(arr);
         arr = NULL;

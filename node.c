@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "backend.h"
 #include "err.h"
 #include "lease.h"
 #include "log.h"
@@ -54,6 +55,10 @@ struct node {
     struct raft *raft;
     struct wal *wal;
     char wal_dir[1024];
+    struct backend *be;        /* owned: the db at member/snap/db */
+    struct backend_job *bjob;  /* the backend commit on the worker, or NULL */
+    uint64_t btimer;
+    uint64_t consistent_index; /* the db holds every v3 apply up to here */
     uint64_t member_id, cluster_id;
     struct lease_idgen reqid;
     int heartbeat_ms;
@@ -155,6 +160,20 @@ static struct node_waiter wait_take(struct node *n, uint64_t id)
     n->waits[hole].id = 0;
     n->waits[hole].w = none;
     return w;
+}
+
+/* The db batch could not take a change (out of memory): continuing would
+ * let the db fall behind the WAL's consistent index, so stop as etcd does;
+ * a restart replays the WAL from the db's last commit. */
+static void be_check(int rc)
+{
+    if (rc == 0)
+        return;
+    char fields[128];
+    snprintf(fields, sizeof fields, "\"error\":\"%s\"", db_strerror(rc));
+    log_line(LOG_FATAL, "mvcc/backend/batch_tx.go:57", "backend", "failed to record a change for the backend",
+             NULL, fields);
+    exit(1);
 }
 
 /* ---- members ---- */
@@ -279,6 +298,7 @@ static void apply_v2(struct node *n, const struct api_v2_request *r)
         if (n->cluster_version_set)
             return;
         n->cluster_version_set = true;
+        be_check(backend_record_cluster_version(n->be, "3.4.0"));
         log_cluster_version(n);
         if (n->published)
             log_ready(n);
@@ -295,6 +315,7 @@ static void apply_v2(struct node *n, const struct api_v2_request *r)
     struct member *m = member_find(n, id);
     if (!m || member_from_json(m, (const char *)r->Val.p, r->Val.len, true) < 0)
         return;
+    be_check(backend_record_member(n->be, m));
     if (id == n->member_id && !n->published) {
         n->published = true;
         log_published(n);
@@ -312,6 +333,7 @@ static void apply_conf_change(struct node *n, const struct api_raft_entry *e, st
         return;
     if (cc.type == API_CONF_REMOVE_NODE) {
         members_remove(n, cc.NodeID);
+        be_check(backend_record_member_removed(n->be, cc.NodeID));
         return;
     }
     struct member m;
@@ -322,6 +344,7 @@ static void apply_conf_change(struct node *n, const struct api_raft_entry *e, st
         snprintf(m.name, sizeof m.name, "%s", old->name);
     }
     members_add(n, &m);
+    be_check(backend_record_member(n->be, member_find(n, cc.NodeID) ? member_find(n, cc.NodeID) : &m));
     char fields[512], msg[512];
     snprintf(fields, sizeof fields,
              "\"cluster-id\":\"%016llx\",\"local-member-id\":\"%016llx\",\"added-peer-id\":\"%016llx\"",
@@ -378,8 +401,11 @@ static int apply_revoke(struct node *n, int64_t id, struct mem_arena *a)
     struct pb_bytes *keys;
     size_t nk;
     int rc = lease_revoke(n->srv->leases, id, a, &keys, &nk);
-    if (rc < 0 || nk == 0)
+    if (rc < 0)
         return rc;
+    be_check(backend_record_lease_revoked(n->be, id));
+    if (nk == 0)
+        return 0;
     struct api_request_op *ops = mem_arena_zalloc(a, nk * sizeof *ops);
     struct api_delete_req *dels = mem_arena_zalloc(a, nk * sizeof *dels);
     if (!ops || !dels)
@@ -391,8 +417,10 @@ static int apply_revoke(struct node *n, int64_t id, struct mem_arena *a)
     struct api_txn_req txn = {.success = ops, .n_success = nk};
     struct api_txn_resp resp = {0};
     rc = mvcc_txn(n->srv->mvcc, &txn, a, &resp);
-    if (rc == 0)
+    if (rc == 0) {
         sync_leases(n);
+        be_check(backend_record_changes(n->be, n->srv->mvcc));
+    }
     return rc;
 }
 
@@ -413,6 +441,7 @@ static void apply_request(struct node *n, const struct api_internal_raft_req *r,
         if ((rc = mvcc_put(m, r->put, a, &resp)) < 0)
             return reply_err(w, rc);
         sync_leases(n);
+        be_check(backend_record_changes(n->be, m));
         fill_header(n, h);
         reply(w, &api_put_resp_desc, &resp);
     } else if (r->delete_range) {
@@ -420,6 +449,7 @@ static void apply_request(struct node *n, const struct api_internal_raft_req *r,
         if ((rc = mvcc_delete(m, r->delete_range, a, &resp)) < 0)
             return reply_err(w, rc);
         sync_leases(n);
+        be_check(backend_record_changes(n->be, m));
         fill_header(n, h);
         reply(w, &api_delete_resp_desc, &resp);
     } else if (r->txn) {
@@ -427,11 +457,13 @@ static void apply_request(struct node *n, const struct api_internal_raft_req *r,
         if ((rc = mvcc_txn(m, r->txn, a, &resp)) < 0)
             return reply_err(w, rc);
         sync_leases(n);
+        be_check(backend_record_changes(n->be, m));
         fill_header(n, h);
         reply(w, &api_txn_resp_desc, &resp);
     } else if (r->compaction) {
         if ((rc = mvcc_compact(m, r->compaction->revision)) < 0)
             return reply_err(w, rc);
+        be_check(backend_record_compaction(n->be, m, r->compaction->revision));
         struct api_compaction_resp resp = {.header = h};
         fill_header(n, h);
         reply(w, &api_compaction_resp_desc, &resp);
@@ -440,6 +472,7 @@ static void apply_request(struct node *n, const struct api_internal_raft_req *r,
         if ((rc = lease_grant(n->srv->leases, (int64_t)loop_now_ms(n->loop), r->lease_grant->ID,
                               r->lease_grant->TTL, &resp.TTL)) < 0)
             return reply_err(w, rc);
+        be_check(backend_record_lease(n->be, r->lease_grant->ID, resp.TTL, 0));
         fill_header(n, h);
         reply(w, &api_lease_grant_resp_desc, &resp);
     } else if (r->lease_revoke) {
@@ -479,9 +512,15 @@ static void apply_normal(struct node *n, const struct api_raft_entry *e)
     struct node_waiter w = {0};
     if (r.header)
         w = wait_take(n, r.header->ID);
+    /* etcd's shouldApplyV3: the db already holds what applied up to its
+     * consistent index (a restart replays the WAL from the start) */
+    if (e->Index <= n->consistent_index)
+        return;
     apply_request(n, &r, &w);
     watch_hub_notify(n->srv->watch);
 }
+
+static void backend_kick(struct node *n);
 
 static void apply_entries(struct node *n, const struct api_raft_entry *ents, size_t count)
 {
@@ -491,7 +530,73 @@ static void apply_entries(struct node *n, const struct api_raft_entry *ents, siz
             apply_conf_change(n, &ents[i], &n->apply_arena);
         else if (ents[i].Type == API_ENTRY_NORMAL)
             apply_normal(n, &ents[i]);
+        if (ents[i].Index > n->consistent_index) {
+            backend_record_consistent_index(n->be, ents[i].Index);
+            n->consistent_index = ents[i].Index;
+        }
     }
+    if (count)
+        backend_kick(n);
+}
+
+/* ---- the backend batch: committed on the worker every 100 ms or 10,000
+ * changes, behind the WAL writes of the entries it holds ---- */
+
+static void backend_work(void *arg)
+{
+    struct node *n = arg;
+    backend_commit_run(n->bjob);
+}
+
+static void on_backend_timer(struct loop *l, void *arg);
+
+static void backend_done(struct loop *l, void *arg)
+{
+    struct node *n = arg;
+    int rc = backend_commit_finish(n->be, n->bjob, (int64_t)loop_now_ms(l));
+    n->bjob = NULL;
+    if (rc == DB_ENOSPC) {
+        char fields[256];
+        snprintf(fields, sizeof fields, "\"error\":\"%s\"", db_strerror(rc));
+        log_line(LOG_WARN, "mvcc/backend/batch_tx.go:181", "backend", "failed to commit the backend, retrying",
+                 NULL, fields);
+    } else if (rc < 0) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "failed to commit the backend: %s", backend_errmsg(n->be));
+        log_line(LOG_FATAL, "mvcc/backend/batch_tx.go:181", "backend", msg, NULL, NULL);
+        exit(1); /* the WAL still holds everything: a restart replays it */
+    }
+    if (!n->stopping)
+        backend_kick(n);
+}
+
+static void backend_kick(struct node *n)
+{
+    if (n->stopping || backend_in_flight(n->be))
+        return;
+    int64_t now = (int64_t)loop_now_ms(n->loop);
+    if (backend_commit_due(n->be, now)) {
+        n->bjob = backend_commit_prepare(n->be, now);
+        if (n->bjob && loop_work(n->loop, backend_work, backend_done, n) == 0)
+            return;
+        if (n->bjob) { /* no memory to queue it: commit here instead */
+            backend_commit_run(n->bjob);
+            backend_done(n->loop, n);
+            return;
+        }
+    }
+    int64_t d = backend_commit_deadline(n->be);
+    if (d == INT64_MAX || n->btimer)
+        return;
+    n->btimer = loop_timer_add(n->loop, d > now ? (uint64_t)(d - now) : 10, on_backend_timer, n);
+}
+
+static void on_backend_timer(struct loop *l, void *arg)
+{
+    (void)l;
+    struct node *n = arg;
+    n->btimer = 0;
+    backend_kick(n);
 }
 
 /* ---- proposing ---- */
@@ -875,6 +980,54 @@ static int start_restart(struct node *n, const struct node_config *cfg, char *er
     return 0;
 }
 
+/* Opens member/snap/db and rebuilds the stores from it: the keys and their
+ * history, leases with their keys, members, the cluster version and the
+ * consistent index (the WAL entries up to it are not applied again).  A
+ * db without a WAL beside it is stale (etcd would refuse it too, or it is
+ * left from a failed bootstrap): it is set aside as db.stale. */
+static int open_backend(struct node *n, const struct node_config *cfg, bool restart, char *err, size_t cap)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/member/snap/db", cfg->data_dir);
+    if (!restart) {
+        char stale[1200];
+        snprintf(stale, sizeof stale, "%s.stale", path);
+        if (rename(path, stale) < 0 && errno != ENOENT) {
+            snprintf(err, cap, "cannot set aside %s: %s", path, strerror(errno));
+            return -1;
+        }
+    }
+    if (backend_open(path, NULL, &n->be, err, cap) < 0)
+        return -1;
+    struct backend_state st;
+    int rc = backend_load(n->be, n->srv->mvcc, &st);
+    if (rc < 0) {
+        snprintf(err, cap, "failed to load the backend: %s", backend_errmsg(n->be));
+        return -1;
+    }
+    n->consistent_index = st.consistent_index;
+    int64_t now = (int64_t)loop_now_ms(n->loop);
+    for (size_t i = 0; i < st.n_leases; i++)
+        if (lease_recover(n->srv->leases, now, st.leases[i].id, st.leases[i].ttl, st.leases[i].remaining_ttl) ==
+            -ERR_NOMEM)
+            goto nomem;
+    for (size_t i = 0; i < st.n_lease_keys; i++)
+        if (lease_attach(n->srv->leases, st.lease_keys[i].lease, st.lease_keys[i].key.p,
+                         st.lease_keys[i].key.len) == -ERR_NOMEM)
+            goto nomem;
+    for (size_t i = 0; i < st.n_members; i++) {
+        members_add(n, &st.members[i]); /* takes the member's strings */
+        memset(&st.members[i], 0, sizeof st.members[i]);
+    }
+    n->cluster_version_set = st.cluster_version[0] != 0;
+    backend_state_free(&st);
+    return 0;
+nomem:
+    backend_state_free(&st);
+    snprintf(err, cap, "out of memory loading the backend");
+    return -1;
+}
+
 int node_start(struct server *s, const struct node_config *cfg, struct node **out, char *err, size_t cap)
 {
     struct node *n = mem_calloc(1, sizeof *n);
@@ -894,6 +1047,8 @@ int node_start(struct server *s, const struct node_config *cfg, struct node **ou
         goto fail;
     }
     bool restart = wal_exists(n->wal_dir);
+    if (open_backend(n, cfg, restart, err, cap) < 0)
+        goto fail;
     if ((restart ? start_restart : start_new)(n, cfg, err, cap) < 0)
         goto fail;
     struct timespec ts;
@@ -932,6 +1087,23 @@ void node_stop(struct node *n)
     loop_wait_worker(n->loop);
     if (n->wal)
         wal_close(n->wal);
+    if (n->btimer)
+        loop_timer_cancel(n->loop, n->btimer);
+    if (n->be) {
+        /* the worker is idle: finish its job here, then commit the rest */
+        int64_t now = (int64_t)loop_now_ms(n->loop);
+        if (n->bjob)
+            (void)!backend_commit_finish(n->be, n->bjob, now);
+        for (int tries = 0; tries < 3 && backend_pending(n->be); tries++) {
+            struct backend_job *j = backend_commit_prepare(n->be, now);
+            if (!j)
+                break;
+            backend_commit_run(j);
+            if (backend_commit_finish(n->be, j, now) < 0)
+                break;
+        }
+        backend_close(n->be);
+    }
     for (size_t i = 0; i < n->wait_cap; i++)
         if (n->waits[i].id)
             reply_err(&n->waits[i].w, ERR_STOPPED);
@@ -993,6 +1165,16 @@ uint64_t node_member_id(const struct node *n)
 uint64_t node_cluster_id(const struct node *n)
 {
     return n->cluster_id;
+}
+
+int64_t node_db_size(const struct node *n)
+{
+    return backend_size(n->be);
+}
+
+int64_t node_db_size_in_use(const struct node *n)
+{
+    return backend_size_in_use(n->be);
 }
 
 const struct member *node_members(const struct node *n, size_t *count)

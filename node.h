@@ -67,6 +67,10 @@ uint64_t node_commit_index(const struct node *n);
 uint64_t node_applied_index(const struct node *n);
 uint64_t node_member_id(const struct node *n);
 uint64_t node_cluster_id(const struct node *n);
+/* The backend file's size and the part of it in use (Status' dbSize and
+ * dbSizeInUse). */
+int64_t node_db_size(const struct node *n);
+int64_t node_db_size_in_use(const struct node *n);
 /* The members as applied, in ID order; valid until the next apply. */
 const struct member *node_members(const struct node *n, size_t *count);
 

@@ -280,8 +280,8 @@ static void maint_status(struct grpc_call *call, void *reqp)
     struct api_status_resp resp = {
         .header = new_header(call),
         .version = {(const uint8_t *)ETCD_SERVER_VERSION, sizeof ETCD_SERVER_VERSION - 1},
-        .dbSize = (int64_t)mvcc_bytes(s->mvcc),
-        .dbSizeInUse = (int64_t)mvcc_bytes(s->mvcc),
+        .dbSize = node_db_size(s->node),
+        .dbSizeInUse = node_db_size_in_use(s->node),
         .leader = node_leader(s->node),
         .raftIndex = node_commit_index(s->node),
         .raftTerm = node_term(s->node),
