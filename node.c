@@ -15,12 +15,14 @@
 #include "node.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "backend.h"
 #include "err.h"
@@ -59,6 +61,7 @@ struct node {
     struct backend_job *bjob;  /* the backend commit on the worker, or NULL */
     uint64_t btimer;
     uint64_t consistent_index; /* the db holds every v3 apply up to here */
+    struct node_mjob *parked;  /* maintenance jobs waiting for the backend commit */
     uint64_t member_id, cluster_id;
     struct lease_idgen reqid;
     int heartbeat_ms;
@@ -521,6 +524,7 @@ static void apply_normal(struct node *n, const struct api_raft_entry *e)
 }
 
 static void backend_kick(struct node *n);
+static void start_parked(struct node *n);
 
 static void apply_entries(struct node *n, const struct api_raft_entry *ents, size_t count)
 {
@@ -566,8 +570,10 @@ static void backend_done(struct loop *l, void *arg)
         log_line(LOG_FATAL, "mvcc/backend/batch_tx.go:181", "backend", msg, NULL, NULL);
         exit(1); /* the WAL still holds everything: a restart replays it */
     }
-    if (!n->stopping)
+    if (!n->stopping) {
+        start_parked(n);
         backend_kick(n);
+    }
 }
 
 static void backend_kick(struct node *n)
@@ -1113,6 +1119,231 @@ void node_stop(struct node *n)
     mem_arena_free(&n->apply_arena);
     raft_free(n->raft);
     mem_free(n);
+}
+
+/* ---- maintenance on the backend: Hash, HashKV, Defragment, Snapshot ----
+ *
+ * Each runs on the worker after a commit of everything applied so far, so
+ * it sees the latest state and never runs beside a commit.  A request that
+ * finds a commit in flight waits for it (parked). */
+
+enum node_mkind { MJ_HASH, MJ_HASH_KV, MJ_DEFRAG, MJ_SNAPSHOT };
+
+#define SNAPSHOT_CHUNK (32 * 1024) /* etcd sends the db in 32 KiB pieces */
+
+struct node_mjob {
+    struct node *n;
+    struct grpc_call *call; /* NULL once the client is gone */
+    enum node_mkind kind;
+    int64_t rev;
+    struct backend_hash *h;
+    int rc;
+    char err[256];
+    int fd;         /* snapshot: the unlinked temp file holding it */
+    uint64_t size, sent;
+    struct node_mjob *next;
+};
+
+static void mjob_free(struct node_mjob *mj)
+{
+    if (mj->call)
+        grpc_call_set_data(mj->call, NULL);
+    if (mj->h)
+        backend_hash_free(mj->h);
+    if (mj->fd >= 0)
+        close(mj->fd);
+    mem_free(mj);
+}
+
+static void mjob_work(void *arg)
+{
+    struct node_mjob *mj = arg;
+    struct backend *b = mj->n->be;
+    switch (mj->kind) {
+    case MJ_HASH:
+    case MJ_HASH_KV:
+        mj->rc = backend_hash_run(mj->h);
+        if (mj->rc < 0)
+            snprintf(mj->err, sizeof mj->err, "%s", mj->h->bh_err);
+        break;
+    case MJ_DEFRAG:
+        mj->rc = backend_defrag(b, mj->err, sizeof mj->err);
+        break;
+    case MJ_SNAPSHOT:
+        mj->rc = backend_snapshot(b, mj->fd, &mj->size, mj->err, sizeof mj->err);
+        break;
+    }
+}
+
+static void snapshot_send(struct loop *l, void *arg);
+
+static void mjob_done(struct loop *l, void *arg)
+{
+    struct node_mjob *mj = arg;
+    struct node *n = mj->n;
+    struct grpc_call *call = mj->call;
+    if (!call || n->stopping) {
+        mjob_free(mj);
+        return;
+    }
+    if (mj->rc < 0) {
+        char msg[320];
+        snprintf(msg, sizeof msg, "etcdserver: %s", mj->err[0] ? mj->err : db_strerror(mj->rc));
+        grpc_call_fail(call, GRPC_INTERNAL, msg);
+        mj->call = NULL;
+        mjob_free(mj);
+        return;
+    }
+    struct api_header h = {.revision = mj->h ? mj->h->bh_rev : 0};
+    fill_header(n, &h);
+    switch (mj->kind) {
+    case MJ_HASH: {
+        struct api_hash_resp resp = {.header = &h, .hash = mj->h->bh_hash};
+        grpc_call_reply(call, &api_hash_resp_desc, &resp);
+        break;
+    }
+    case MJ_HASH_KV: {
+        struct api_hash_kv_resp resp = {.header = &h, .hash = mj->h->bh_hash,
+                                        .compact_revision = mj->h->bh_compact_rev};
+        grpc_call_reply(call, &api_hash_kv_resp_desc, &resp);
+        break;
+    }
+    case MJ_DEFRAG: {
+        struct api_defragment_resp resp = {.header = &h};
+        grpc_call_reply(call, &api_defragment_resp_desc, &resp);
+        break;
+    }
+    case MJ_SNAPSHOT:
+        snapshot_send(l, mj);
+        return;
+    }
+    mj->call = NULL;
+    mjob_free(mj);
+}
+
+/* Streams the snapshot file in etcd's 32 KiB pieces, a few at a time while
+ * the client keeps up, so a big db is never all in memory. */
+static void snapshot_send(struct loop *l, void *arg)
+{
+    struct node_mjob *mj = arg;
+    struct grpc_call *call = mj->call;
+    if (!call || mj->n->stopping) {
+        mjob_free(mj);
+        return;
+    }
+    static uint8_t chunk[SNAPSHOT_CHUNK];
+    while (mj->sent < mj->size && grpc_call_queued(call) < 4 * SNAPSHOT_CHUNK) {
+        size_t want = mj->size - mj->sent < SNAPSHOT_CHUNK ? (size_t)(mj->size - mj->sent) : SNAPSHOT_CHUNK;
+        ssize_t r = pread(mj->fd, chunk, want, (off_t)mj->sent);
+        if (r <= 0) {
+            grpc_call_fail(call, GRPC_INTERNAL, "etcdserver: cannot read the snapshot");
+            mj->call = NULL;
+            mjob_free(mj);
+            return;
+        }
+        mj->sent += (uint64_t)r;
+        struct api_header h = {0};
+        fill_header(mj->n, &h);
+        struct api_snapshot_resp resp = {.header = &h, .remaining_bytes = mj->size - mj->sent,
+                                         .blob = {chunk, (size_t)r}};
+        if (grpc_call_send(call, &api_snapshot_resp_desc, &resp) < 0) {
+            grpc_call_fail(call, GRPC_UNAVAILABLE, "etcdserver: server stopped");
+            mj->call = NULL;
+            mjob_free(mj);
+            return;
+        }
+    }
+    if (mj->sent == mj->size) {
+        grpc_call_fail(call, GRPC_OK, NULL);
+        mj->call = NULL;
+        mjob_free(mj);
+        return;
+    }
+    loop_timer_add(l, 5, snapshot_send, mj);
+}
+
+static void mjob_start(struct node *n, struct node_mjob *mj)
+{
+    if (backend_in_flight(n->be)) {
+        mj->next = n->parked;
+        n->parked = mj;
+        return;
+    }
+    int64_t now = (int64_t)loop_now_ms(n->loop);
+    if (mj->kind == MJ_HASH || mj->kind == MJ_HASH_KV) {
+        int rc = backend_hash_prepare(n->be, n->srv->mvcc, mj->kind == MJ_HASH_KV, mj->rev, &mj->h);
+        if (rc < 0) {
+            if (mj->call)
+                grpc_call_fail(mj->call, (int)err_grpc_code(rc), err_msg(rc));
+            mj->call = NULL;
+            mjob_free(mj);
+            return;
+        }
+    }
+    n->bjob = backend_commit_prepare(n->be, now);
+    if (n->bjob && loop_work(n->loop, backend_work, backend_done, n) < 0) {
+        backend_commit_run(n->bjob);
+        backend_done(n->loop, n);
+    }
+    if (loop_work(n->loop, mjob_work, mjob_done, mj) < 0) {
+        if (mj->call)
+            grpc_call_fail(mj->call, GRPC_RESOURCE_EXHAUSTED, "etcdserver: out of memory");
+        mj->call = NULL;
+        mjob_free(mj);
+    }
+}
+
+static void start_parked(struct node *n)
+{
+    struct node_mjob *list = n->parked;
+    n->parked = NULL;
+    while (list) {
+        struct node_mjob *mj = list;
+        list = list->next;
+        mj->next = NULL;
+        if (!mj->call) {
+            mjob_free(mj);
+            continue;
+        }
+        mjob_start(n, mj);
+    }
+}
+
+void node_maintenance(struct node *n, int kind, int64_t rev, struct grpc_call *call)
+{
+    struct node_mjob *mj = mem_calloc(1, sizeof *mj);
+    if (!mj)
+        return grpc_call_fail(call, GRPC_RESOURCE_EXHAUSTED, "etcdserver: out of memory");
+    mj->n = n;
+    mj->call = call;
+    mj->kind = (enum node_mkind)kind;
+    mj->rev = rev;
+    mj->fd = -1;
+    grpc_call_set_data(call, mj);
+    if (mj->kind == MJ_SNAPSHOT) {
+        char dir[1100];
+        snprintf(dir, sizeof dir, "%s", n->wal_dir);
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            memcpy(slash, "/snap", 6);
+        mj->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (mj->fd < 0) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "etcdserver: cannot create a snapshot file: %s", strerror(errno));
+            grpc_call_fail(call, GRPC_INTERNAL, msg);
+            mj->call = NULL;
+            mjob_free(mj);
+            return;
+        }
+    }
+    mjob_start(n, mj);
+}
+
+void node_maintenance_gone(struct grpc_call *call)
+{
+    struct node_mjob *mj = grpc_call_data(call);
+    if (mj)
+        mj->call = NULL; /* freed when its job or timer next runs */
 }
 
 /* ---- queries ---- */

@@ -67,6 +67,13 @@ uint64_t node_commit_index(const struct node *n);
 uint64_t node_applied_index(const struct node *n);
 uint64_t node_member_id(const struct node *n);
 uint64_t node_cluster_id(const struct node *n);
+/* Maintenance calls on the backend, answered on call when done: kind 0
+ * Hash, 1 HashKV at rev, 2 Defragment, 3 Snapshot (a server stream of the
+ * db and etcd's sha256 trailer).  node_maintenance_gone: the stream of a
+ * call given here died (its grpc on_end with reset). */
+void node_maintenance(struct node *n, int kind, int64_t rev, struct grpc_call *call);
+void node_maintenance_gone(struct grpc_call *call);
+
 /* The backend file's size and the part of it in use (Status' dbSize and
  * dbSizeInUse). */
 int64_t node_db_size(const struct node *n);

@@ -293,6 +293,50 @@ static void maint_status(struct grpc_call *call, void *reqp)
     grpc_call_reply(call, &api_status_resp_desc, &resp);
 }
 
+static void maint_hash(struct grpc_call *call, void *reqp)
+{
+    (void)reqp;
+    node_maintenance(((struct server *)grpc_call_ctx(call))->node, 0, 0, call);
+}
+
+static void maint_hash_kv(struct grpc_call *call, void *reqp)
+{
+    struct api_hash_kv_req *req = reqp;
+    node_maintenance(((struct server *)grpc_call_ctx(call))->node, 1, req->revision, call);
+}
+
+static void maint_defragment(struct grpc_call *call, void *reqp)
+{
+    (void)reqp;
+    node_maintenance(((struct server *)grpc_call_ctx(call))->node, 2, 0, call);
+}
+
+static void maint_snapshot(struct grpc_call *call, void *reqp)
+{
+    (void)reqp;
+    node_maintenance(((struct server *)grpc_call_ctx(call))->node, 3, 0, call);
+}
+
+static void maint_snapshot_end(struct grpc_call *call, bool reset)
+{
+    if (reset)
+        node_maintenance_gone(call);
+}
+
+/* Alarm: no quota alarm is raised by this server yet, so GET lists none;
+ * ACTIVATE and DEACTIVATE are answered as etcd answers them with no alarm
+ * set (an empty list). */
+static void maint_alarm(struct grpc_call *call, void *reqp)
+{
+    (void)reqp;
+    struct server *s = grpc_call_ctx(call);
+    struct api_alarm_resp resp = {.header = new_header(call)};
+    if (!resp.header)
+        return fail(call, ERR_NOMEM);
+    fill_header(s, resp.header, true);
+    grpc_call_reply(call, &api_alarm_resp_desc, &resp);
+}
+
 /* ---- method table ---- */
 
 #define UNARY(path, desc, fn) {path, &desc, false, fn, NULL}
@@ -312,5 +356,10 @@ const struct grpc_method rpc_methods[] = {
     {"/etcdserverpb.Watch/Watch", &api_watch_req_desc, true, watch_msg, watch_on_end},
     UNARY("/etcdserverpb.Cluster/MemberList", api_member_list_req_desc, cluster_member_list),
     UNARY("/etcdserverpb.Maintenance/Status", api_status_req_desc, maint_status),
+    UNARY("/etcdserverpb.Maintenance/Hash", api_hash_req_desc, maint_hash),
+    UNARY("/etcdserverpb.Maintenance/HashKV", api_hash_kv_req_desc, maint_hash_kv),
+    UNARY("/etcdserverpb.Maintenance/Defragment", api_defragment_req_desc, maint_defragment),
+    UNARY("/etcdserverpb.Maintenance/Alarm", api_alarm_req_desc, maint_alarm),
+    {"/etcdserverpb.Maintenance/Snapshot", &api_snapshot_req_desc, true, maint_snapshot, maint_snapshot_end},
     {0},
 };
