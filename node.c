@@ -26,6 +26,7 @@
 
 #include "backend.h"
 #include "err.h"
+#include "failpoint.h"
 #include "lease.h"
 #include "log.h"
 #include "loop.h"
@@ -464,6 +465,7 @@ static void apply_request(struct node *n, const struct api_internal_raft_req *r,
         fill_header(n, h);
         reply(w, &api_txn_resp_desc, &resp);
     } else if (r->compaction) {
+        failpoint("before_compaction");
         if ((rc = mvcc_compact(m, r->compaction->revision)) < 0)
             return reply_err(w, rc);
         be_check(backend_record_compaction(n->be, m, r->compaction->revision));
@@ -549,7 +551,9 @@ static void apply_entries(struct node *n, const struct api_raft_entry *ents, siz
 static void backend_work(void *arg)
 {
     struct node *n = arg;
+    failpoint("before_db_commit");
     backend_commit_run(n->bjob);
+    failpoint("after_db_commit");
 }
 
 static void on_backend_timer(struct loop *l, void *arg);
@@ -740,9 +744,12 @@ static void persist_work(void *arg)
 {
     struct node *n = arg;
     const struct raft_ready *rd = &n->rd;
+    failpoint("before_wal_save");
     int rc = wal_save(n->wal, rd->has_hard_state ? &rd->hard_state : NULL, rd->entries, rd->n_entries);
+    failpoint("after_wal_save");
     if (rc == 0 && rd->must_sync)
         rc = wal_sync(n->wal);
+    failpoint("after_wal_sync");
     n->job_err = rc;
 }
 
@@ -1167,7 +1174,9 @@ static void mjob_work(void *arg)
             snprintf(mj->err, sizeof mj->err, "%s", mj->h->bh_err);
         break;
     case MJ_DEFRAG:
+        failpoint("before_defrag");
         mj->rc = backend_defrag(b, mj->err, sizeof mj->err);
+        failpoint("after_defrag");
         break;
     case MJ_SNAPSHOT:
         mj->rc = backend_snapshot(b, mj->fd, &mj->size, mj->err, sizeof mj->err);
