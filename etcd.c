@@ -48,7 +48,7 @@ static struct flag flags[] = {
     FLAG("listen-client-urls", F_STR, "http://localhost:2379", true, "URLs to listen on for client traffic."),
     FLAG("max-snapshots", F_UINT, "5", false, "Maximum number of snapshot files to retain (0 is unlimited)."),
     FLAG("max-wals", F_UINT, "5", false, "Maximum number of wal files to retain (0 is unlimited)."),
-    FLAG("quota-backend-bytes", F_INT, "0", false, "Raise alarms when backend size exceeds the given quota (0 defaults to low space quota)."),
+    FLAG("quota-backend-bytes", F_INT, "0", true, "Raise alarms when backend size exceeds the given quota (0 defaults to low space quota)."),
     FLAG("backend-batch-interval", F_DURATION, "0", false, "BackendBatchInterval is the maximum time before commit the backend transaction."),
     FLAG("backend-batch-limit", F_INT, "0", false, "BackendBatchLimit is the maximum operations before commit the backend transaction."),
     FLAG("max-txn-ops", F_UINT, "128", true, "Maximum number of operations permitted in a transaction."),
@@ -574,6 +574,9 @@ static int etcd_main(int argc, char **argv)
         return die(msg);
     }
     cfg.heartbeat_ms = (int)hb;
+    long long quota = strtoll(flag_val("quota-backend-bytes"), NULL, 10);
+    /* etcd: 0 means the default 2 GiB, a negative value no quota */
+    cfg.quota_backend_bytes = quota == 0 ? 2LL << 30 : quota < 0 ? 0 : quota;
     double wp;
     parse_duration(flag_val("experimental-watch-progress-notify-interval"), &wp);
     cfg.watch_progress_ms = wp > 0 ? (uint64_t)wp : 0;

@@ -31,6 +31,7 @@
 #include "log.h"
 #include "loop.h"
 #include "raft.h"
+#include "rpc.h"
 #include "server.h"
 #include "wal.h"
 #include "watch.h"
@@ -63,6 +64,8 @@ struct node {
     uint64_t btimer;
     uint64_t consistent_index; /* the db holds every v3 apply up to here */
     struct node_mjob *parked;  /* maintenance jobs waiting for the backend commit */
+    struct api_alarm_member alarms[NODE_MAX_MEMBERS * 2]; /* active alarms */
+    size_t n_alarms;
     uint64_t member_id, cluster_id;
     struct lease_idgen reqid;
     int heartbeat_ms;
@@ -398,6 +401,51 @@ static void reply(const struct node_waiter *w, const struct pb_msgdesc *d, const
         w->fn(w->arg, 0, resp);
 }
 
+/* Alarm apply: ACTIVATE and DEACTIVATE change the member's alarms (etcd's
+ * alarmStore) and answer with the alarm changed, GET with the alarms of
+ * the asked type (all for NONE). */
+static int apply_alarm(struct node *n, const struct api_alarm_req *ar, struct mem_arena *a,
+                       struct api_alarm_resp *resp)
+{
+    struct api_alarm_member *out = mem_arena_zalloc(a, sizeof n->alarms);
+    if (!out)
+        return -ERR_NOMEM;
+    resp->alarms = out;
+    size_t found = n->n_alarms;
+    for (size_t i = 0; i < n->n_alarms; i++)
+        if (n->alarms[i].memberID == ar->memberID && n->alarms[i].alarm == ar->alarm)
+            found = i;
+    switch (ar->action) {
+    case API_ALARM_GET:
+        for (size_t i = 0; i < n->n_alarms; i++)
+            if (ar->alarm == API_ALARM_NONE || n->alarms[i].alarm == ar->alarm)
+                out[resp->n_alarms++] = n->alarms[i];
+        return 0;
+    case API_ALARM_ACTIVATE:
+        if (ar->alarm == API_ALARM_NONE)
+            return 0;
+        out[resp->n_alarms++] = (struct api_alarm_member){ar->memberID, ar->alarm};
+        if (found < n->n_alarms || n->n_alarms == sizeof n->alarms / sizeof n->alarms[0])
+            return 0;
+        n->alarms[n->n_alarms++] = out[0];
+        be_check(backend_record_alarm(n->be, ar->memberID, ar->alarm, true));
+        char fields[256];
+        snprintf(fields, sizeof fields, "\"alarm\":\"%s\",\"from\":\"%llx\"",
+                 ar->alarm == API_ALARM_NOSPACE ? "NOSPACE" : "CORRUPT", (unsigned long long)ar->memberID);
+        log_line(LOG_WARN, "etcdserver/apply.go:636", "etcdserver", "alarm raised", NULL, fields);
+        return 0;
+    case API_ALARM_DEACTIVATE:
+        if (found == n->n_alarms)
+            return 0;
+        out[resp->n_alarms++] = n->alarms[found];
+        n->alarms[found] = n->alarms[--n->n_alarms];
+        be_check(backend_record_alarm(n->be, ar->memberID, ar->alarm, false));
+        return 0;
+    default:
+        return 0;
+    }
+}
+
 /* LeaseRevoke apply: the lease goes and its keys are deleted in one
  * revision, as etcd's lessor does it through one write txn. */
 static int apply_revoke(struct node *n, int64_t id, struct mem_arena *a)
@@ -437,6 +485,10 @@ static void apply_request(struct node *n, const struct api_internal_raft_req *r,
     if (!h)
         return reply_err(w, ERR_NOMEM);
     int rc;
+    /* a NOSPACE alarm caps the store: what would grow it is refused (etcd's
+     * applierV3Capped) */
+    if (node_nospace(n) && (r->put || r->lease_grant || (r->txn && rpc_txn_writes(r->txn))))
+        return reply_err(w, ERR_NO_SPACE);
     if (r->put) {
         /* etcd's applier checks the lease before anything else */
         if (r->put->lease && !lease_exists(n->srv->leases, r->put->lease))
@@ -472,6 +524,12 @@ static void apply_request(struct node *n, const struct api_internal_raft_req *r,
         struct api_compaction_resp resp = {.header = h};
         fill_header(n, h);
         reply(w, &api_compaction_resp_desc, &resp);
+    } else if (r->alarm) {
+        struct api_alarm_resp resp = {.header = h};
+        if ((rc = apply_alarm(n, r->alarm, a, &resp)) < 0)
+            return reply_err(w, rc);
+        fill_header(n, h);
+        reply(w, &api_alarm_resp_desc, &resp);
     } else if (r->lease_grant) {
         struct api_lease_grant_resp resp = {.header = h, .ID = r->lease_grant->ID};
         if ((rc = lease_grant(n->srv->leases, (int64_t)loop_now_ms(n->loop), r->lease_grant->ID,
@@ -1033,6 +1091,8 @@ static int open_backend(struct node *n, const struct node_config *cfg, bool rest
         memset(&st.members[i], 0, sizeof st.members[i]);
     }
     n->cluster_version_set = st.cluster_version[0] != 0;
+    for (size_t i = 0; i < st.n_alarms && n->n_alarms < sizeof n->alarms / sizeof n->alarms[0]; i++)
+        n->alarms[n->n_alarms++] = st.alarms[i];
     backend_state_free(&st);
     return 0;
 nomem:
@@ -1405,6 +1465,20 @@ uint64_t node_member_id(const struct node *n)
 uint64_t node_cluster_id(const struct node *n)
 {
     return n->cluster_id;
+}
+
+bool node_nospace(const struct node *n)
+{
+    for (size_t i = 0; i < n->n_alarms; i++)
+        if (n->alarms[i].alarm == API_ALARM_NOSPACE)
+            return true;
+    return false;
+}
+
+const struct api_alarm_member *node_alarms(const struct node *n, size_t *count)
+{
+    *count = n->n_alarms;
+    return n->alarms;
 }
 
 int64_t node_db_size(const struct node *n)

@@ -74,6 +74,11 @@ uint64_t node_cluster_id(const struct node *n);
 void node_maintenance(struct node *n, int kind, int64_t rev, struct grpc_call *call);
 void node_maintenance_gone(struct grpc_call *call);
 
+/* A NOSPACE alarm is active: writes that would grow the store fail. */
+bool node_nospace(const struct node *n);
+/* The active alarms; valid until the next apply. */
+const struct api_alarm_member *node_alarms(const struct node *n, size_t *count);
+
 /* The backend file's size and the part of it in use (Status' dbSize and
  * dbSizeInUse). */
 int64_t node_db_size(const struct node *n);

@@ -13,6 +13,7 @@
  */
 #include "rpc.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "api.h"
@@ -68,6 +69,44 @@ bool rpc_lease_exists(void *ctx, int64_t lease)
     return lease_exists(s->leases, lease);
 }
 
+/* etcd's backend quota: a write whose estimated cost would take the db past
+ * --quota-backend-bytes raises the NOSPACE alarm (through raft) and fails;
+ * once the alarm is up every growing write fails until it is disarmed. */
+static int64_t put_cost(const struct api_put_req *p)
+{
+    return 256 + (int64_t)p->key.len + (int64_t)p->value.len; /* etcd's kvOverhead */
+}
+
+static int64_t txn_cost(const struct api_txn_req *t)
+{
+    int64_t c = 0;
+    const struct api_request_op *branches[2] = {t->success, t->failure};
+    size_t counts[2] = {t->n_success, t->n_failure};
+    for (int b = 0; b < 2; b++)
+        for (size_t i = 0; i < counts[b]; i++) {
+            const struct api_request_op *op = &branches[b][i];
+            if (op->request_put)
+                c += put_cost(op->request_put);
+            else if (op->request_txn)
+                c += txn_cost(op->request_txn);
+        }
+    return c;
+}
+
+static bool over_quota(struct server *s, int64_t cost)
+{
+    if (node_nospace(s->node))
+        return true;
+    if (cost == 0 || s->cfg->quota_backend_bytes <= 0 ||
+        node_db_size(s->node) + cost < s->cfg->quota_backend_bytes)
+        return false;
+    struct api_alarm_req ar = {.action = API_ALARM_ACTIVATE, .memberID = node_member_id(s->node),
+                               .alarm = API_ALARM_NOSPACE};
+    struct api_internal_raft_req irr = {.alarm = &ar};
+    node_propose(s->node, &irr, NULL);
+    return true;
+}
+
 /* Writes go through raft: validated here as etcd's v3rpc layer does,
  * answered by node.c when their entry applies. */
 static void kv_put(struct grpc_call *call, void *reqp)
@@ -80,6 +119,8 @@ static void kv_put(struct grpc_call *call, void *reqp)
         return fail(call, ERR_VALUE_PROVIDED);
     if (req->ignore_lease && req->lease != 0)
         return fail(call, ERR_LEASE_PROVIDED);
+    if (over_quota(s, put_cost(req)))
+        return fail(call, ERR_NO_SPACE);
     struct api_internal_raft_req irr = {.put = req};
     node_propose(s->node, &irr, call);
 }
@@ -94,8 +135,7 @@ static void kv_delete(struct grpc_call *call, void *reqp)
     node_propose(s->node, &irr, call);
 }
 
-/* True if any operation of the txn (either branch, nested) writes. */
-static bool txn_writes(const struct api_txn_req *t)
+bool rpc_txn_writes(const struct api_txn_req *t)
 {
     const struct api_request_op *branches[2] = {t->success, t->failure};
     size_t counts[2] = {t->n_success, t->n_failure};
@@ -104,7 +144,7 @@ static bool txn_writes(const struct api_txn_req *t)
             const struct api_request_op *op = &branches[b][i];
             if (op->request_put || op->request_delete_range)
                 return true;
-            if (op->request_txn && txn_writes(op->request_txn))
+            if (op->request_txn && rpc_txn_writes(op->request_txn))
                 return true;
         }
     return false;
@@ -117,7 +157,9 @@ static void kv_txn(struct grpc_call *call, void *reqp)
     int r = mvcc_txn_check(req, s->cfg->max_txn_ops);
     if (r < 0)
         return fail(call, r);
-    if (txn_writes(req)) {
+    if (rpc_txn_writes(req)) {
+        if (over_quota(s, txn_cost(req)))
+            return fail(call, ERR_NO_SPACE);
         struct api_internal_raft_req irr = {.txn = req};
         return node_propose(s->node, &irr, call);
     }
@@ -146,6 +188,8 @@ static void lease_grant_rpc(struct grpc_call *call, void *reqp)
     struct server *s = grpc_call_ctx(call);
     struct api_lease_grant_req *req = reqp;
     /* etcd picks the ID before proposing, so every member applies the same */
+    if (over_quota(s, 64)) /* etcd's leaseOverhead */
+        return fail(call, ERR_NO_SPACE);
     if (req->ID == 0)
         req->ID = node_lease_id(s->node);
     struct api_internal_raft_req irr = {.lease_grant = req};
@@ -289,6 +333,23 @@ static void maint_status(struct grpc_call *call, void *reqp)
     };
     if (!resp.header)
         return fail(call, ERR_NOMEM);
+    /* each alarm as Go's proto text, which is what etcdctl shows */
+    size_t na;
+    const struct api_alarm_member *al = node_alarms(s->node, &na);
+    if (na) {
+        struct mem_arena *a = grpc_call_arena(call);
+        resp.errors = mem_arena_alloc(a, na * sizeof *resp.errors);
+        if (!resp.errors)
+            return fail(call, ERR_NOMEM);
+        for (size_t i = 0; i < na; i++) {
+            char *t = mem_arena_alloc(a, 96);
+            if (!t)
+                return fail(call, ERR_NOMEM);
+            int l = snprintf(t, 96, "memberID:%llu alarm:%s ", (unsigned long long)al[i].memberID,
+                             al[i].alarm == API_ALARM_NOSPACE ? "NOSPACE" : "CORRUPT");
+            resp.errors[resp.n_errors++] = (struct pb_bytes){(const uint8_t *)t, (size_t)l};
+        }
+    }
     fill_header(s, resp.header, true);
     grpc_call_reply(call, &api_status_resp_desc, &resp);
 }
@@ -323,16 +384,25 @@ static void maint_snapshot_end(struct grpc_call *call, bool reset)
         node_maintenance_gone(call);
 }
 
-/* Alarm: no quota alarm is raised by this server yet, so GET lists none;
- * ACTIVATE and DEACTIVATE are answered as etcd answers them with no alarm
- * set (an empty list). */
+/* Alarm: GET is answered from the applied alarms; ACTIVATE and DEACTIVATE
+ * (`etcdctl alarm disarm`) go through raft like every change. */
 static void maint_alarm(struct grpc_call *call, void *reqp)
 {
-    (void)reqp;
     struct server *s = grpc_call_ctx(call);
+    struct api_alarm_req *req = reqp;
+    if (req->action != API_ALARM_GET) {
+        struct api_internal_raft_req irr = {.alarm = req};
+        return node_propose(s->node, &irr, call);
+    }
+    size_t n;
+    const struct api_alarm_member *all = node_alarms(s->node, &n);
     struct api_alarm_resp resp = {.header = new_header(call)};
-    if (!resp.header)
+    resp.alarms = mem_arena_alloc(grpc_call_arena(call), (n ? n : 1) * sizeof *resp.alarms);
+    if (!resp.header || !resp.alarms)
         return fail(call, ERR_NOMEM);
+    for (size_t i = 0; i < n; i++)
+        if (req->alarm == API_ALARM_NONE || all[i].alarm == req->alarm)
+            resp.alarms[resp.n_alarms++] = all[i];
     fill_header(s, resp.header, true);
     grpc_call_reply(call, &api_alarm_resp_desc, &resp);
 }

@@ -5,11 +5,15 @@
 #ifndef ETCD_RPC_H
 #define ETCD_RPC_H
 
+#include "api.h"
 #include "grpc.h"
 
 /* The method table for grpc_conn_new; handlers expect a struct server * as
  * the connection's ctx. */
 extern const struct grpc_method rpc_methods[];
+
+/* True if any operation of the txn (either branch, nested) writes. */
+bool rpc_txn_writes(const struct api_txn_req *t);
 
 /* The lease lookup mvcc_txn uses for puts inside a txn (mvcc.h's hook) and
  * node.c for top-level puts.  There is no lease store yet: like etcd with

@@ -27,6 +27,7 @@ struct server_config {
     size_t max_request_bytes;
     int max_txn_ops;
     uint32_t max_concurrent_streams;
+    int64_t quota_backend_bytes; /* --quota-backend-bytes (0 -> 2 GiB) */
     int heartbeat_ms;   /* --heartbeat-interval */
     uint64_t watch_progress_ms; /* --experimental-watch-progress-notify-interval */
     int election_ticks; /* --election-timeout / --heartbeat-interval */

@@ -91,3 +91,36 @@ def snapshots_move_both_ways_with_real_etcd():
                 b.stop()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@test
+def quota_raises_nospace_and_disarm_recovers():
+    srv = Server(OUR_BIN, extra=["--quota-backend-bytes=300000"])
+    try:
+        big = os.urandom(40000).hex().encode()
+        mid = json.loads(etcdctl(srv.endpoint, "member", "list", "-w", "json")[1])["members"][0]["ID"]
+        alarm = b"memberID:%d alarm:NOSPACE \n" % mid
+        errs = []
+        for i in range(15):
+            rc, _, e = etcdctl(srv.endpoint, "put", "big%d" % i, input=big)
+            errs += e
+        check("Error: etcdserver: mvcc: database space exceeded" in errs, errs)
+        rc, out, _ = etcdctl(srv.endpoint, "alarm", "list")
+        eq(out, alarm)
+        eq(etcdctl(srv.endpoint, "get", "big0", "--print-value-only")[1], big + b"\n")  # reads go on
+        eq(etcdctl(srv.endpoint, "put", "x", "y")[2], ["Error: etcdserver: mvcc: database space exceeded"])
+        eq(etcdctl(srv.endpoint, "del", "big", "--prefix")[0], 0)  # deletes go on
+        rev = json.loads(etcdctl(srv.endpoint, "get", "x", "-w", "json")[1])["header"]["revision"]
+        eq(etcdctl(srv.endpoint, "compaction", str(rev))[0], 0)
+        eq(etcdctl(srv.endpoint, "defrag")[0], 0)
+        eq(etcdctl(srv.endpoint, "alarm", "disarm")[1], alarm)
+        eq(etcdctl(srv.endpoint, "alarm", "list")[1], b"")
+        eq(etcdctl(srv.endpoint, "put", "x", "y")[1], b"OK\n")
+        # the alarm state is durable: raise it again and restart
+        for i in range(15):
+            etcdctl(srv.endpoint, "put", "again%d" % i, input=big)
+        srv.kill()
+        srv.start()
+        eq(etcdctl(srv.endpoint, "alarm", "list")[1], alarm)
+    finally:
+        srv.stop()
