@@ -476,6 +476,17 @@ static int apply_revoke(struct node *n, int64_t id, struct mem_arena *a)
     return rc;
 }
 
+/* After a successful mvcc write: leases and the db batch follow the
+ * store's changes, then the caller gets its response. */
+static void written(struct node *n, const struct node_waiter *w, struct api_header *h,
+                    const struct pb_msgdesc *d, const void *resp)
+{
+    sync_leases(n);
+    be_check(backend_record_changes(n->be, n->srv->mvcc));
+    fill_header(n, h);
+    reply(w, d, resp);
+}
+
 /* Runs one InternalRaftRequest against the stores and answers its caller. */
 static void apply_request(struct node *n, const struct api_internal_raft_req *r, const struct node_waiter *w)
 {
@@ -496,26 +507,17 @@ static void apply_request(struct node *n, const struct api_internal_raft_req *r,
         struct api_put_resp resp = {.header = h};
         if ((rc = mvcc_put(m, r->put, a, &resp)) < 0)
             return reply_err(w, rc);
-        sync_leases(n);
-        be_check(backend_record_changes(n->be, m));
-        fill_header(n, h);
-        reply(w, &api_put_resp_desc, &resp);
+        written(n, w, h, &api_put_resp_desc, &resp);
     } else if (r->delete_range) {
         struct api_delete_resp resp = {.header = h};
         if ((rc = mvcc_delete(m, r->delete_range, a, &resp)) < 0)
             return reply_err(w, rc);
-        sync_leases(n);
-        be_check(backend_record_changes(n->be, m));
-        fill_header(n, h);
-        reply(w, &api_delete_resp_desc, &resp);
+        written(n, w, h, &api_delete_resp_desc, &resp);
     } else if (r->txn) {
         struct api_txn_resp resp = {.header = h};
         if ((rc = mvcc_txn(m, r->txn, a, &resp)) < 0)
             return reply_err(w, rc);
-        sync_leases(n);
-        be_check(backend_record_changes(n->be, m));
-        fill_header(n, h);
-        reply(w, &api_txn_resp_desc, &resp);
+        written(n, w, h, &api_txn_resp_desc, &resp);
     } else if (r->compaction) {
         failpoint("before_compaction");
         if ((rc = mvcc_compact(m, r->compaction->revision)) < 0)
