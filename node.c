@@ -28,6 +28,7 @@
 #include "err.h"
 #include "failpoint.h"
 #include "lease.h"
+#include "lock.h"
 #include "log.h"
 #include "loop.h"
 #include "raft.h"
@@ -583,6 +584,7 @@ static void apply_normal(struct node *n, const struct api_raft_entry *e)
         return;
     apply_request(n, &r, &w);
     watch_hub_notify(n->srv->watch);
+    lock_notify(n->srv->lock);
 }
 
 static void backend_kick(struct node *n);
@@ -822,7 +824,8 @@ static void apply_durable(struct node *n)
     size_t i = n->rd_applied;
     while (i < n->rd.n_committed && n->rd.committed[i].Index <= n->persisted_index)
         i++;
-    apply_entries(n, n->rd.committed + n->rd_applied, i - n->rd_applied);
+    if (i > n->rd_applied)
+        apply_entries(n, n->rd.committed + n->rd_applied, i - n->rd_applied);
     n->rd_applied = i;
 }
 

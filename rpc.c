@@ -22,6 +22,7 @@
 #include "node.h"
 #include "server.h"
 #include "version.h"
+#include "lock.h"
 #include "watch.h"
 
 static void fail(struct grpc_call *call, int err)
@@ -431,5 +432,6 @@ const struct grpc_method rpc_methods[] = {
     UNARY("/etcdserverpb.Maintenance/Defragment", api_defragment_req_desc, maint_defragment),
     UNARY("/etcdserverpb.Maintenance/Alarm", api_alarm_req_desc, maint_alarm),
     {"/etcdserverpb.Maintenance/Snapshot", &api_snapshot_req_desc, true, maint_snapshot, maint_snapshot_end},
+    LOCK_METHODS,
     {0},
 };

@@ -26,6 +26,7 @@
 #include "lease.h"
 #include "node.h"
 #include "rpc.h"
+#include "lock.h"
 #include "watch.h"
 
 #define CONN_READ_CHUNK 65536
@@ -150,6 +151,13 @@ int server_init(struct server *s, const struct server_config *cfg, struct loop *
         mvcc_free(s->mvcc);
         return -1;
     }
+    s->lock = lock_hub_new(s);
+    if (!s->lock) {
+        watch_hub_free(s->watch);
+        lease_free(s->leases);
+        mvcc_free(s->mvcc);
+        return -1;
+    }
     return 0;
 }
 
@@ -171,8 +179,10 @@ void server_close(struct server *s)
     s->n_listeners = 0;
     watch_hub_free(s->watch);
     s->watch = NULL;
-    node_stop(s->node);
+    node_stop(s->node); /* completes the lock service's pending proposals */
     s->node = NULL;
+    lock_hub_free(s->lock);
+    s->lock = NULL;
     mvcc_free(s->mvcc);
     s->mvcc = NULL;
     lease_free(s->leases);

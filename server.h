@@ -39,6 +39,7 @@ struct server {
     struct mvcc *mvcc; /* owned */
     struct lease_table *leases; /* owned */
     struct watch_hub *watch;    /* owned */
+    struct lock_hub *lock;      /* owned */
     struct node *node; /* owned; set by the caller after server_init */
     struct server_listener *listeners; /* owned */
     size_t n_listeners;

@@ -14,6 +14,7 @@ import durability  # noqa: E402,F401
 import lease  # noqa: E402,F401
 import watch  # noqa: E402,F401
 import maintenance  # noqa: E402,F401
+import lock  # noqa: E402,F401
 
 if __name__ == "__main__":
     res = os.path.join(harness.ROOT, "build", "e2e-result.txt")
