@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "compactor.h"
 #include "log.h"
 #include "loop.h"
 #include "member.h"
@@ -69,8 +70,8 @@ static struct flag flags[] = {
     FLAG("discovery-srv-name", F_STR, "", false, "Suffix to the dns srv name queried when bootstrapping."),
     FLAG("strict-reconfig-check", F_BOOL, "true", false, "Reject reconfiguration requests that would cause quorum loss."),
     FLAG("pre-vote", F_BOOL, "false", true, "Enable to run an additional Raft election phase."),
-    FLAG("auto-compaction-retention", F_STR, "0", false, "Auto compaction retention length. 0 means disable auto compaction."),
-    FLAG("auto-compaction-mode", F_STR, "periodic", false, "Interpret 'auto-compaction-retention' one of: periodic|revision."),
+    FLAG("auto-compaction-retention", F_STR, "0", true, "Auto compaction retention length. 0 means disable auto compaction."),
+    FLAG("auto-compaction-mode", F_STR, "periodic", true, "Interpret 'auto-compaction-retention' one of: periodic|revision."),
     FLAG("enable-v2", F_BOOL, "false", false, "Accept etcd V2 client requests."),
     FLAG("cert-file", F_STR, "", false, "Path to the client server TLS cert file."),
     FLAG("key-file", F_STR, "", false, "Path to the client server TLS key file."),
@@ -609,6 +610,28 @@ static int etcd_main(int argc, char **argv)
         loop_free(loop);
         return die(nerr);
     }
+
+    /* --auto-compaction-retention: a duration, or a plain number (hours for
+     * periodic, revisions for revision) */
+    const char *mode = flag_val("auto-compaction-mode"), *ret = flag_val("auto-compaction-retention");
+    bool periodic = !strcmp(mode, "periodic");
+    if (!periodic && strcmp(mode, "revision")) {
+        snprintf(msg, sizeof msg, "unknown auto-compaction-mode \"%s\"", mode);
+        server_close(&srv);
+        loop_free(loop);
+        return die(msg);
+    }
+    double rms = 0;
+    unsigned long long rnum;
+    if (parse_u64(ret, &rnum))
+        rms = periodic ? (double)rnum * 3600e3 : (double)rnum;
+    else if (!periodic || !parse_duration(ret, &rms)) {
+        snprintf(msg, sizeof msg, "invalid --auto-compaction-retention \"%s\"", ret);
+        server_close(&srv);
+        loop_free(loop);
+        return die(msg);
+    }
+    srv.compactor = compactor_new(&srv, periodic, (int64_t)rms);
 
     char err[512];
     if (server_listen(&srv, err, sizeof err) < 0) {

@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "compactor.h"
 #include "grpc.h"
 #include "h2.h"
 #include "http.h"
@@ -183,6 +184,8 @@ void server_close(struct server *s)
     s->node = NULL;
     lock_hub_free(s->lock);
     s->lock = NULL;
+    compactor_free(s->compactor); /* after node_stop: it answers its proposal */
+    s->compactor = NULL;
     mvcc_free(s->mvcc);
     s->mvcc = NULL;
     lease_free(s->leases);

@@ -40,6 +40,7 @@ struct server {
     struct lease_table *leases; /* owned */
     struct watch_hub *watch;    /* owned */
     struct lock_hub *lock;      /* owned */
+    struct compactor *compactor; /* owned; NULL without auto compaction */
     struct node *node; /* owned; set by the caller after server_init */
     struct server_listener *listeners; /* owned */
     size_t n_listeners;

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 
 from harness import ETCDCTL, OUR_BIN, REAL_ETCD, Server, check, ctl_env, eq, etcdctl, test
 
@@ -122,5 +123,25 @@ def quota_raises_nospace_and_disarm_recovers():
         srv.kill()
         srv.start()
         eq(etcdctl(srv.endpoint, "alarm", "list")[1], alarm)
+    finally:
+        srv.stop()
+
+
+@test
+def periodic_auto_compaction_keeps_the_retention_window():
+    srv = Server(OUR_BIN, extra=["--auto-compaction-mode=periodic", "--auto-compaction-retention=2s"])
+    try:
+        t0 = time.time()
+        i = 0
+        while time.time() - t0 < 4.5:
+            eq(etcdctl(srv.endpoint, "put", "ac", str(i))[0], 0)
+            i += 1
+            time.sleep(0.1)
+        rc, _, errs = etcdctl(srv.endpoint, "get", "ac", "--rev", "2")
+        eq(errs, ["Error: etcdserver: mvcc: required revision has been compacted"])
+        # history inside the window is still there
+        rev = json.loads(etcdctl(srv.endpoint, "get", "ac", "-w", "json")[1])["header"]["revision"]
+        eq(etcdctl(srv.endpoint, "get", "ac", "--rev", str(rev - 3))[0], 0)
+        check("completed auto periodic compaction" in srv.read_log())
     finally:
         srv.stop()
