@@ -12,7 +12,6 @@
 
 #include "err.h"
 
-#define GRPC_MAX_CALLS_SEEN_BYTES 64 /* longest metadata value we keep */
 #define GRPC_ARENA_LIMIT (64u << 20) /* per call: decoded request + response */
 
 struct grpc_call {

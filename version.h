@@ -5,7 +5,6 @@
 
 #define ETCD_SERVER_VERSION "3.4.23"
 #define ETCD_CLUSTER_VERSION "3.4.0"
-#define ETCD_API_VERSION "3.4"
 #define ETCD_IMPL "etcd-in-C"
 
 #endif
