@@ -7,7 +7,9 @@
 #   bench/kv.sh [DURATION_S]     (default 5)
 #
 # Workloads (conns x streams): put 1x1, put 10x100, range 10x10 serializable,
-# range 10x100 linearizable.  Also idle RSS after startup and binary size.
+# range 10x100 linearizable, lease keep-alive 10x100 (each h2load request is
+# one LeaseKeepAlive stream renewing one lease once).  Also idle RSS after
+# startup and binary size.
 set -u -o pipefail
 cd "$(dirname "$0")/.."
 D=${1:-5}
@@ -31,6 +33,18 @@ body("put", rpc_pb2.PutRequest(key=b"bench/key", value=b"v" * 256))
 body("rser", rpc_pb2.RangeRequest(key=b"bench/key", serializable=True))
 body("rlin", rpc_pb2.RangeRequest(key=b"bench/key"))
 PY
+
+# lease keep-alive bodies are made per server, once its lease exists
+ka_body() { # url -> $W/ka.bin renewing a fresh 1-hour lease
+  local id
+  id=$(ETCDCTL_API=3 etcdctl --endpoints "$1" lease grant 3600 | awk '{print $2}')
+  /usr/bin/python3 - "$W" "$id" <<'PY'
+import struct, sys
+from etcd3.etcdrpc import rpc_pb2
+b = rpc_pb2.LeaseKeepAliveRequest(ID=int(sys.argv[2], 16)).SerializeToString()
+open(sys.argv[1] + "/ka.bin", "wb").write(b"\0" + struct.pack(">I", len(b)) + b)
+PY
+}
 
 port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -64,13 +78,15 @@ for who in real ours; do
   R[$who.put10]=$(rate "$URL" /etcdserverpb.KV/Put put 10 100)
   R[$who.rser]=$(rate "$URL" /etcdserverpb.KV/Range rser 10 10)
   R[$who.rlin]=$(rate "$URL" /etcdserverpb.KV/Range rlin 10 100)
+  ka_body "$URL"
+  R[$who.ka]=$(rate "$URL" /etcdserverpb.Lease/LeaseKeepAlive ka 10 100)
   R[$who.peak]=$(awk '/VmHWM/ {print $2}' /proc/$PID/status)
   kill "$PID"; wait "$PID" 2>/dev/null
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "n/a" }'; }
 printf "%-28s %14s %14s %8s\n" workload "etcd 3.4.23" "ours" ratio
-for k in put1:"put 1x1 (req/s)" put10:"put 10x100 (req/s)" rser:"range ser 10x10 (req/s)" rlin:"range lin 10x100 (req/s)"; do
+for k in put1:"put 1x1 (req/s)" put10:"put 10x100 (req/s)" rser:"range ser 10x10 (req/s)" rlin:"range lin 10x100 (req/s)" ka:"lease keep-alive 10x100 (/s)"; do
   key=${k%%:*}; label=${k#*:}
   printf "%-28s %14s %14s %8s\n" "$label" "${R[real.$key]}" "${R[ours.$key]}" "$(ratio "${R[ours.$key]}" "${R[real.$key]}")"
 done
