@@ -76,7 +76,10 @@ static void on_timer(struct loop *l, void *arg)
     c->timer = 0;
     int64_t now = (int64_t)loop_now_ms(l);
     int64_t cur = mvcc_rev(c->s->mvcc);
-    bool leader = c->s->node && node_is_leader(c->s->node);
+    struct raft_status st = {0};
+    if (c->s->node)
+        node_status(c->s->node, &st);
+    bool leader = st.role == RAFT_LEADER;
     if (c->periodic) {
         /* the oldest sample is the revision one retention period ago */
         if (c->n_revs < c->cap_revs) {

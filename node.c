@@ -1427,18 +1427,9 @@ int64_t node_lease_id(struct node *n)
     return lease_id_gen(&n->reqid);
 }
 
-bool node_is_leader(const struct node *n)
+void node_status(const struct node *n, struct raft_status *st)
 {
-    struct raft_status st;
-    raft_status(n->raft, &st);
-    return st.role == RAFT_LEADER;
-}
-
-uint64_t node_leader(const struct node *n)
-{
-    struct raft_status st;
-    raft_status(n->raft, &st);
-    return st.lead;
+    raft_status(n->raft, st);
 }
 
 uint64_t node_term(const struct node *n)
@@ -1446,20 +1437,6 @@ uint64_t node_term(const struct node *n)
     struct raft_status st;
     raft_status(n->raft, &st);
     return st.term;
-}
-
-uint64_t node_commit_index(const struct node *n)
-{
-    struct raft_status st;
-    raft_status(n->raft, &st);
-    return st.commit;
-}
-
-uint64_t node_applied_index(const struct node *n)
-{
-    struct raft_status st;
-    raft_status(n->raft, &st);
-    return st.applied;
 }
 
 uint64_t node_member_id(const struct node *n)

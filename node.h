@@ -21,6 +21,7 @@
 #include "api.h"
 #include "grpc.h"
 #include "member.h"
+#include "raft.h"
 
 struct server;
 struct node;
@@ -60,11 +61,9 @@ int64_t node_lease_id(struct node *n);
 typedef void (*node_done_fn)(void *arg, int err, const void *resp);
 void node_propose_fn(struct node *n, struct api_internal_raft_req *irr, node_done_fn fn, void *arg);
 
-bool node_is_leader(const struct node *n);
-uint64_t node_leader(const struct node *n);
+/* Raft's view: role, leader, term, commit and applied index. */
+void node_status(const struct node *n, struct raft_status *st);
 uint64_t node_term(const struct node *n);
-uint64_t node_commit_index(const struct node *n);
-uint64_t node_applied_index(const struct node *n);
 uint64_t node_member_id(const struct node *n);
 uint64_t node_cluster_id(const struct node *n);
 /* Maintenance calls on the backend, answered on call when done: kind 0

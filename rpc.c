@@ -322,15 +322,17 @@ static void maint_status(struct grpc_call *call, void *reqp)
 {
     (void)reqp;
     struct server *s = grpc_call_ctx(call);
+    struct raft_status st;
+    node_status(s->node, &st);
     struct api_status_resp resp = {
         .header = new_header(call),
         .version = {(const uint8_t *)ETCD_SERVER_VERSION, sizeof ETCD_SERVER_VERSION - 1},
         .dbSize = node_db_size(s->node),
         .dbSizeInUse = node_db_size_in_use(s->node),
-        .leader = node_leader(s->node),
-        .raftIndex = node_commit_index(s->node),
-        .raftTerm = node_term(s->node),
-        .raftAppliedIndex = node_applied_index(s->node),
+        .leader = st.lead,
+        .raftIndex = st.commit,
+        .raftTerm = st.term,
+        .raftAppliedIndex = st.applied,
     };
     if (!resp.header)
         return fail(call, ERR_NOMEM);
