@@ -589,6 +589,7 @@ static void apply_normal(struct node *n, const struct api_raft_entry *e)
 
 static void backend_kick(struct node *n);
 static void start_parked(struct node *n);
+static void stop_parked(struct node *n);
 
 static void apply_entries(struct node *n, const struct api_raft_entry *ents, size_t count)
 {
@@ -1186,6 +1187,7 @@ void node_stop(struct node *n)
         if (n->waits[i].id)
             reply_err(&n->waits[i].w, ERR_STOPPED);
     mem_free(n->waits);
+    stop_parked(n);
     for (size_t i = 0; i < n->n_members; i++)
         member_free(&n->members[i]);
     mem_arena_free(&n->apply_arena);
@@ -1362,6 +1364,19 @@ static void mjob_start(struct node *n, struct node_mjob *mj)
     if (loop_work(n->loop, mjob_work, mjob_done, mj) < 0) {
         if (mj->call)
             grpc_call_fail(mj->call, GRPC_RESOURCE_EXHAUSTED, "etcdserver: out of memory");
+        mj->call = NULL;
+        mjob_free(mj);
+    }
+}
+
+/* Shutdown: maintenance calls still waiting for a backend commit end. */
+static void stop_parked(struct node *n)
+{
+    while (n->parked) {
+        struct node_mjob *mj = n->parked;
+        n->parked = mj->next;
+        if (mj->call)
+            grpc_call_fail(mj->call, (int)err_grpc_code(ERR_STOPPED), err_msg(ERR_STOPPED));
         mj->call = NULL;
         mjob_free(mj);
     }
