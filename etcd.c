@@ -41,14 +41,14 @@ static struct flag flags[] = {
     FLAG("name", F_STR, "default", true, "Human-readable name for this member."),
     FLAG("data-dir", F_STR, "${name}.etcd", true, "Path to the data directory."),
     FLAG("wal-dir", F_STR, "", false, "Path to the dedicated wal directory."),
-    FLAG("snapshot-count", F_UINT, "100000", false, "Committed transactions that trigger a snapshot."),
+    FLAG("snapshot-count", F_UINT, "100000", true, "Committed transactions that trigger a snapshot."),
     FLAG("heartbeat-interval", F_UINT, "100", true, "Time (in milliseconds) of a heartbeat interval."),
     FLAG("election-timeout", F_UINT, "1000", true, "Time (in milliseconds) for an election to timeout."),
     FLAG("initial-election-tick-advance", F_BOOL, "true", false, "Fast-forward election ticks on boot."),
     FLAG("listen-peer-urls", F_STR, "http://localhost:2380", false, "URLs to listen on for peer traffic."),
     FLAG("listen-client-urls", F_STR, "http://localhost:2379", true, "URLs to listen on for client traffic."),
-    FLAG("max-snapshots", F_UINT, "5", false, "Maximum number of snapshot files to retain (0 is unlimited)."),
-    FLAG("max-wals", F_UINT, "5", false, "Maximum number of wal files to retain (0 is unlimited)."),
+    FLAG("max-snapshots", F_UINT, "5", true, "Maximum number of snapshot files to retain (0 is unlimited)."),
+    FLAG("max-wals", F_UINT, "5", true, "Maximum number of wal files to retain (0 is unlimited)."),
     FLAG("quota-backend-bytes", F_INT, "0", true, "Raise alarms when backend size exceeds the given quota (0 defaults to low space quota)."),
     FLAG("backend-batch-interval", F_DURATION, "0", false, "BackendBatchInterval is the maximum time before commit the backend transaction."),
     FLAG("backend-batch-limit", F_INT, "0", false, "BackendBatchLimit is the maximum operations before commit the backend transaction."),
@@ -538,6 +538,10 @@ static int etcd_main(int argc, char **argv)
     parse_u64(flag_val("max-concurrent-streams"), &u);
     cfg.max_concurrent_streams = u > 0xffffffffu ? 0xffffffffu : (uint32_t)u;
 
+    unsigned long long snapshot_count, max_snaps, max_wals;
+    parse_u64(flag_val("snapshot-count"), &snapshot_count);
+    parse_u64(flag_val("max-snapshots"), &max_snaps);
+    parse_u64(flag_val("max-wals"), &max_wals);
     for (size_t i = 0; i < N_FLAGS; i++)
         if ((flags[i].set || strcmp(flags[i].val, flags[i].def)) && !flags[i].used) {
             snprintf(fields, sizeof fields, "\"flag\":\"%s\",\"value\":\"%s\"", flags[i].name,
@@ -601,6 +605,9 @@ static int etcd_main(int argc, char **argv)
         .heartbeat_ms = (int)hb,
         .election_ticks = (int)(et / hb),
         .pre_vote = pre_vote,
+        .snapshot_count = snapshot_count,
+        .max_snapshots = (unsigned)max_snaps,
+        .max_wals = (unsigned)max_wals,
     };
     char nerr[1024];
     int nrc = node_start(&srv, &nc, &srv.node, nerr, sizeof nerr);

@@ -150,6 +150,14 @@ static int put_attrs(const struct member *m, struct mem_buf *out, bool first)
     return 0;
 }
 
+int member_raft_attrs_json(const struct member *m, struct mem_buf *out)
+{
+    if (mem_buf_printf(out, "{\"peerURLs\":") < 0 || put_urls(out, m->peer_urls, m->n_peer_urls) < 0 ||
+        (m->is_learner && mem_buf_printf(out, ",\"isLearner\":true") < 0))
+        return -1;
+    return mem_buf_putc(out, '}');
+}
+
 int member_to_json(const struct member *m, struct mem_buf *out)
 {
     /* Go marshals a nil slice as null: etcd's peerURLs is never nil */

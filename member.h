@@ -42,6 +42,10 @@ int member_to_json(const struct member *m, struct mem_buf *out) __attribute__((w
 /* Appends the attributes JSON etcd publishes ({"name":..,"clientURLs":[..]}). */
 int member_attrs_json(const struct member *m, struct mem_buf *out)
     __attribute__((warn_unused_result));
+/* Appends the raft attributes etcd's v2 store keeps ({"peerURLs":[..]},
+ * "isLearner" when set). */
+int member_raft_attrs_json(const struct member *m, struct mem_buf *out)
+    __attribute__((warn_unused_result));
 /* Parses member_to_json's form (or its attributes part into an existing
  * member when attrs_only).  0, or -1 on malformed input / OOM. */
 int member_from_json(struct member *m, const char *p, size_t n, bool attrs_only)

@@ -34,6 +34,7 @@
 #include "raft.h"
 #include "rpc.h"
 #include "server.h"
+#include "snap.h"
 #include "wal.h"
 #include "watch.h"
 
@@ -64,6 +65,8 @@ struct node {
     struct backend_job *bjob;  /* the backend commit on the worker, or NULL */
     uint64_t btimer;
     uint64_t consistent_index; /* the db holds every v3 apply up to here */
+    uint64_t bjob_index;       /* ... once the commit in flight is done */
+    uint64_t db_index;         /* ... durably */
     struct node_mjob *parked;  /* maintenance jobs waiting for the backend commit */
     struct api_alarm_member alarms[NODE_MAX_MEMBERS * 2]; /* active alarms */
     size_t n_alarms;
@@ -73,6 +76,14 @@ struct node {
     uint64_t tick_timer;
     uint64_t lease_timer;
     bool stopping;
+
+    /* raft snapshots: taken every snapshot_count entries at an index the
+     * db holds durably, so the WAL before it can go */
+    uint64_t snapshot_count;
+    unsigned max_snapshots, max_wals;
+    uint64_t snap_index; /* the newest snapshot's */
+    struct snap_job *snap_job; /* on the worker, or NULL */
+    char snap_dir[1100];
 
     /* the ready being persisted/applied */
     struct raft_ready rd;
@@ -588,6 +599,7 @@ static void apply_normal(struct node *n, const struct api_raft_entry *e)
 }
 
 static void backend_kick(struct node *n);
+static void maybe_snapshot(struct node *n);
 static void start_parked(struct node *n);
 static void stop_parked(struct node *n);
 
@@ -626,6 +638,8 @@ static void backend_done(struct loop *l, void *arg)
     struct node *n = arg;
     int rc = backend_commit_finish(n->be, n->bjob, (int64_t)loop_now_ms(l));
     n->bjob = NULL;
+    if (rc == 0)
+        n->db_index = n->bjob_index;
     if (rc == DB_ENOSPC) {
         char fields[256];
         snprintf(fields, sizeof fields, "\"error\":\"%s\"", db_strerror(rc));
@@ -640,6 +654,7 @@ static void backend_done(struct loop *l, void *arg)
     if (!n->stopping) {
         start_parked(n);
         backend_kick(n);
+        maybe_snapshot(n);
     }
 }
 
@@ -650,6 +665,7 @@ static void backend_kick(struct node *n)
     int64_t now = (int64_t)loop_now_ms(n->loop);
     if (backend_commit_due(n->be, now)) {
         n->bjob = backend_commit_prepare(n->be, now);
+        n->bjob_index = n->consistent_index;
         if (n->bjob && loop_work(n->loop, backend_work, backend_done, n) == 0)
             return;
         if (n->bjob) { /* no memory to queue it: commit here instead */
@@ -670,6 +686,141 @@ static void on_backend_timer(struct loop *l, void *arg)
     struct node *n = arg;
     n->btimer = 0;
     backend_kick(n);
+}
+
+/* ---- raft snapshots ----
+ * As etcd: once snapshot_count entries have applied since the last one, the
+ * state is snapshotted at an index the db holds durably (so a restart that
+ * starts there misses nothing), the .snap file and the WAL's snapshot
+ * record are written on the worker, the WAL segments before it released and
+ * old files purged, and raft's log compacted, keeping 5,000 entries for
+ * slow followers.  The job owns the WAL: persisting waits for it. */
+
+#define SNAP_CATCHUP_ENTRIES 5000
+
+struct snap_job {
+    struct node *n;
+    struct api_raft_snapshot snap;
+    struct api_raft_snapshot_metadata md;
+    struct api_raft_conf_state cs;
+    struct mem_buf data; /* the v2 store */
+    int rc;              /* 0, or which step failed: -1 file, -2 WAL */
+    char err[512];
+};
+
+static void snap_work(void *arg)
+{
+    struct snap_job *j = arg;
+    struct node *n = j->n;
+    if (snap_save(n->snap_dir, &j->snap, j->err, sizeof j->err) < 0) {
+        j->rc = -1;
+        return;
+    }
+    failpoint("before_snap_wal_record");
+    int rc = wal_save_snapshot(n->wal, j->md.index, j->md.term);
+    failpoint("after_snap_wal_record");
+    if (rc < 0) {
+        snprintf(j->err, sizeof j->err, "%s", wal_strerror(rc));
+        j->rc = -2;
+        return;
+    }
+    wal_release_to(n->wal, j->md.index);
+    (void)!wal_purge(n->wal, n->max_wals); /* a file left over goes next time */
+    (void)!snap_purge(n->snap_dir, n->max_snapshots);
+}
+
+static void snap_job_free(struct snap_job *j)
+{
+    j->n->snap_job = NULL;
+    mem_buf_free(&j->data);
+    mem_free(j->cs.voters);
+    mem_free(j->cs.learners);
+    mem_free(j);
+}
+
+static void snap_done(struct loop *l, void *arg)
+{
+    (void)l;
+    struct snap_job *j = arg;
+    struct node *n = j->n;
+    n->job_running = false;
+    char msg[640], fields[640];
+    if (j->rc < 0) {
+        snprintf(msg, sizeof msg, "failed to save snapshot: %s", j->err);
+        snprintf(fields, sizeof fields, "\"error\":\"%s\"", j->err);
+        log_line(LOG_ERROR, "etcdserver/server.go:2422", "etcdserver", "failed to save snapshot", msg, fields);
+    } else {
+        n->snap_index = j->md.index;
+        snprintf(msg, sizeof msg, "saved snapshot at index %llu", (unsigned long long)j->md.index);
+        snprintf(fields, sizeof fields, "\"snapshot-index\":%llu", (unsigned long long)j->md.index);
+        log_line(LOG_INFO, "etcdserver/server.go:2430", "etcdserver", "saved snapshot", msg, fields);
+        uint64_t ci = j->md.index > SNAP_CATCHUP_ENTRIES ? j->md.index - SNAP_CATCHUP_ENTRIES : 1;
+        if (raft_compact(n->raft, ci) == 0) {
+            snprintf(msg, sizeof msg, "compacted raft log at %llu", (unsigned long long)ci);
+            snprintf(fields, sizeof fields, "\"compact-index\":%llu", (unsigned long long)ci);
+            log_line(LOG_INFO, "etcdserver/server.go:2476", "etcdserver", "compacted Raft logs", msg, fields);
+        }
+    }
+    snap_job_free(j);
+    if (!n->stopping)
+        kick(n);
+}
+
+static uint64_t *copy_ids(const uint64_t *v, size_t n)
+{
+    uint64_t *c = mem_alloc(n ? n * sizeof *c : 1);
+    if (c && n)
+        memcpy(c, v, n * sizeof *c);
+    return c;
+}
+
+/* Starts a snapshot when one is due and the WAL is free. */
+static void maybe_snapshot(struct node *n)
+{
+    if (n->stopping || n->job_running || !n->snapshot_count || n->db_index <= n->snap_index ||
+        n->db_index - n->snap_index <= n->snapshot_count)
+        return;
+    uint64_t index = n->db_index, term;
+    if (raft_term_at(n->raft, index, &term) < 0)
+        return;
+    struct raft_status st;
+    raft_status(n->raft, &st);
+    if (index > st.applied)
+        return;
+    struct snap_job *j = mem_calloc(1, sizeof *j);
+    if (!j)
+        return;
+    j->n = n;
+    struct api_raft_conf_state cs;
+    raft_conf_state(n->raft, &cs);
+    j->cs.voters = copy_ids(cs.voters, cs.n_voters);
+    j->cs.n_voters = cs.n_voters;
+    j->cs.learners = copy_ids(cs.learners, cs.n_learners);
+    j->cs.n_learners = cs.n_learners;
+    j->md = (struct api_raft_snapshot_metadata){.conf_state = &j->cs, .index = index, .term = term};
+    if (!j->cs.voters || !j->cs.learners ||
+        snap_v2_store(n->members, n->n_members, NULL, 0, n->cluster_version_set ? "3.4.0" : "", &j->data) < 0 ||
+        raft_snapshot_create(n->raft, index, &j->cs, j->data.data, j->data.len) < 0) {
+        n->job_running = true;
+        j->rc = -1;
+        snprintf(j->err, sizeof j->err, "out of memory");
+        snap_done(n->loop, j);
+        return;
+    }
+    j->snap = (struct api_raft_snapshot){.data = {j->data.data, j->data.len}, .metadata = &j->md};
+    char msg[160], fields[160];
+    snprintf(msg, sizeof msg, "start to snapshot (applied: %llu, lastsnap: %llu)", (unsigned long long)index,
+             (unsigned long long)n->snap_index);
+    snprintf(fields, sizeof fields, "\"applied-index\":%llu,\"snapshot-index\":%llu,\"snapshot-count\":%llu",
+             (unsigned long long)index, (unsigned long long)n->snap_index, (unsigned long long)n->snapshot_count);
+    log_line(LOG_INFO, "etcdserver/server.go:2381", "etcdserver", "triggering snapshot", msg, fields);
+    n->job_running = true;
+    n->snap_job = j;
+    if (loop_work(n->loop, snap_work, snap_done, j) < 0) {
+        j->rc = -1;
+        snprintf(j->err, sizeof j->err, "out of memory");
+        snap_done(n->loop, j);
+    }
 }
 
 /* ---- proposing ---- */
@@ -830,6 +981,21 @@ static void apply_durable(struct node *n)
     n->rd_applied = i;
 }
 
+/* A lone voter need not wait out an election timeout (etcd fast-forwards
+ * its ticks for the same reason); raft ignores the campaign while conf
+ * changes are unapplied, so this is retried after each apply until taken. */
+static void campaign_if_alone(struct node *n)
+{
+    if (!n->campaign_pending || n->n_members != 1)
+        return;
+    struct raft_status st;
+    raft_status(n->raft, &st);
+    if (st.role == RAFT_LEADER || st.role == RAFT_CANDIDATE)
+        n->campaign_pending = false;
+    else if (raft_campaign(n->raft) < 0)
+        n->campaign_pending = false;
+}
+
 static void finish_ready(struct node *n)
 {
     /* messages for peers: a one-member cluster has none to send */
@@ -839,17 +1005,8 @@ static void finish_ready(struct node *n)
     n->rd_out = false;
     if (raft_advance(n->raft, &n->rd) < 0)
         log_line(LOG_ERROR, "etcdserver/raft.go:230", "etcdserver", "raft advance failed", NULL, NULL);
-    if (n->campaign_pending && n->n_members == 1) {
-        /* a lone voter need not wait out an election timeout (etcd
-         * fast-forwards its ticks for the same reason); raft ignores the
-         * campaign while conf changes are unapplied, so retry until taken */
-        struct raft_status st;
-        raft_status(n->raft, &st);
-        if (st.role == RAFT_LEADER || st.role == RAFT_CANDIDATE)
-            n->campaign_pending = false;
-        else if (raft_campaign(n->raft) < 0)
-            n->campaign_pending = false;
-    }
+    campaign_if_alone(n);
+    maybe_snapshot(n);
     kick(n);
 }
 
@@ -904,8 +1061,13 @@ static void run_ready(struct loop *l, void *arg)
     (void)l;
     struct node *n = arg;
     n->kick_pending = false;
-    if (n->stopping || n->job_running || n->rd_out || !raft_has_ready(n->raft))
+    if (n->stopping || n->job_running || n->rd_out)
         return;
+    if (!raft_has_ready(n->raft)) {
+        campaign_if_alone(n); /* a restart with nothing left to apply */
+        if (!raft_has_ready(n->raft))
+            return;
+    }
     if (raft_ready(n->raft, &n->rd) < 0)
         return;
     n->rd_out = true;
@@ -1013,7 +1175,39 @@ static int start_restart(struct node *n, const struct node_config *cfg, char *er
     mem_arena_init(&a, 0);
     struct wal_contents wc;
     memset(&wc, 0, sizeof wc);
-    int rc = wal_open(n->wal_dir, 0, 0, &a, &n->wal, &wc);
+    /* start from the newest snapshot the WAL has a record of, as etcd */
+    int rc = wal_valid_snapshots(n->wal_dir, &a, &wc);
+    if (rc < 0) {
+        snprintf(err, cap, "failed to read WAL snapshots: %s: %s", wal_strerror(rc), wc.err);
+        mem_arena_free(&a);
+        return -1;
+    }
+    struct api_raft_snapshot snap;
+    int found = snap_load(n->snap_dir, wc.snaps, wc.n_snaps, &a, &snap, err, cap);
+    if (found < 0) {
+        mem_arena_free(&a);
+        return -1;
+    }
+    uint64_t sidx = found ? snap.metadata->index : 0, sterm = found ? snap.metadata->term : 0;
+    if (sidx > n->consistent_index) {
+        /* etcd's recoverSnapshotBackend: the db must hold the snapshot */
+        snprintf(err, cap,
+                 "failed to recover v3 backend from snapshot: failed to find database snapshot file "
+                 "(snap: snapshot file doesn't exist): db consistent index %llu < snapshot index %llu",
+                 (unsigned long long)n->consistent_index, (unsigned long long)sidx);
+        mem_arena_free(&a);
+        return -1;
+    }
+    if (found) {
+        char msg[160], fields[160];
+        snprintf(msg, sizeof msg, "recovered store from snapshot at index %llu", (unsigned long long)sidx);
+        snprintf(fields, sizeof fields, "\"snapshot-index\":%llu", (unsigned long long)sidx);
+        log_line(LOG_INFO, "etcdserver/server.go:463", "etcdserver", "recovered v2 store from snapshot", msg,
+                 fields);
+    }
+    n->snap_index = sidx;
+    memset(&wc, 0, sizeof wc);
+    rc = wal_open(n->wal_dir, sidx, sterm, &a, &n->wal, &wc);
     if (rc < 0) {
         snprintf(err, cap, "failed to open WAL: %s: %s", wal_strerror(rc), wc.err);
         mem_arena_free(&a);
@@ -1044,8 +1238,10 @@ static int start_restart(struct node *n, const struct node_config *cfg, char *er
         .hard_state = &wc.hs,
         .entries = wc.ents,
         .n_entries = wc.n_ents,
+        .snapshot = found ? &snap : NULL,
+        .conf_state = found ? snap.metadata->conf_state : NULL,
     };
-    n->persisted_index = wc.n_ents ? wc.ents[wc.n_ents - 1].Index : 0;
+    n->persisted_index = wc.n_ents ? wc.ents[wc.n_ents - 1].Index : sidx;
     if (getrandom(&rc_cfg.seed, sizeof rc_cfg.seed, 0) < 0)
         rc_cfg.seed = (uint64_t)time(NULL);
     rc = raft_new(&rc_cfg, &n->raft);
@@ -1083,6 +1279,7 @@ static int open_backend(struct node *n, const struct node_config *cfg, bool rest
         return -1;
     }
     n->consistent_index = st.consistent_index;
+    n->db_index = n->bjob_index = st.consistent_index;
     int64_t now = (int64_t)loop_now_ms(n->loop);
     for (size_t i = 0; i < st.n_leases; i++)
         if (lease_recover(n->srv->leases, now, st.leases[i].id, st.leases[i].ttl, st.leases[i].remaining_ttl) ==
@@ -1118,11 +1315,13 @@ int node_start(struct server *s, const struct node_config *cfg, struct node **ou
     n->loop = s->loop;
     n->heartbeat_ms = cfg->heartbeat_ms > 0 ? cfg->heartbeat_ms : 100;
     mem_arena_init(&n->apply_arena, 0);
+    n->snapshot_count = cfg->snapshot_count;
+    n->max_snapshots = cfg->max_snapshots;
+    n->max_wals = cfg->max_wals;
     snprintf(n->wal_dir, sizeof n->wal_dir, "%s/member/wal", cfg->data_dir);
-    char snapdir[1100];
-    snprintf(snapdir, sizeof snapdir, "%s/member/snap", cfg->data_dir);
-    if (mkdir_p(snapdir) < 0) {
-        snprintf(err, cap, "cannot access data directory: mkdir %s: %s", snapdir, strerror(errno));
+    snprintf(n->snap_dir, sizeof n->snap_dir, "%s/member/snap", cfg->data_dir);
+    if (mkdir_p(n->snap_dir) < 0) {
+        snprintf(err, cap, "cannot access data directory: mkdir %s: %s", n->snap_dir, strerror(errno));
         goto fail;
     }
     bool restart = wal_exists(n->wal_dir);
@@ -1164,6 +1363,8 @@ void node_stop(struct node *n)
     /* node_stop runs after loop_run returned: let the worker finish the
      * write in flight before the WAL goes */
     loop_wait_worker(n->loop);
+    if (n->snap_job) /* done, but its callback will not run */
+        snap_job_free(n->snap_job);
     if (n->wal)
         wal_close(n->wal);
     if (n->btimer)
@@ -1357,6 +1558,7 @@ static void mjob_start(struct node *n, struct node_mjob *mj)
         }
     }
     n->bjob = backend_commit_prepare(n->be, now);
+    n->bjob_index = n->consistent_index;
     if (n->bjob && loop_work(n->loop, backend_work, backend_done, n) < 0) {
         backend_commit_run(n->bjob);
         backend_done(n->loop, n);
@@ -1410,12 +1612,7 @@ void node_maintenance(struct node *n, int kind, int64_t rev, struct grpc_call *c
     mj->fd = -1;
     grpc_call_set_data(call, mj);
     if (mj->kind == MJ_SNAPSHOT) {
-        char dir[1100];
-        snprintf(dir, sizeof dir, "%s", n->wal_dir);
-        char *slash = strrchr(dir, '/');
-        if (slash)
-            memcpy(slash, "/snap", 6);
-        mj->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        mj->fd = open(n->snap_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
         if (mj->fd < 0) {
             char msg[256];
             snprintf(msg, sizeof msg, "etcdserver: cannot create a snapshot file: %s", strerror(errno));

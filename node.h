@@ -33,6 +33,9 @@ struct node_config {
     int heartbeat_ms;   /* --heartbeat-interval */
     int election_ticks; /* --election-timeout / --heartbeat-interval */
     bool pre_vote;
+    uint64_t snapshot_count; /* --snapshot-count: entries between raft snapshots */
+    unsigned max_snapshots;  /* --max-snapshots, 0 = keep all */
+    unsigned max_wals;       /* --max-wals, 0 = keep all */
 };
 
 /* Opens (restart: replays the WAL) or creates (new member: bootstraps a
