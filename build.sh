@@ -17,7 +17,7 @@ NEEDS=(
   "/usr/include/bearssl.h:libbearssl-dev" "/usr/include/cmocka.h:libcmocka-dev"
   "/usr/bin/etcd:etcd-server" "/usr/bin/etcdctl:etcd-client"
   "/usr/lib/python3/dist-packages/etcd3/__init__.py:python3-etcd3"
-  "/usr/bin/unshare:util-linux"
+  "/usr/bin/unshare:util-linux" "openssl:openssl" "h2load:nghttp2-client"
 )
 
 deps() {
