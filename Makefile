@@ -61,6 +61,7 @@ unit: $(TESTS)
 
 e2e: bin/etcd build/test/etcd
 	@./build.sh e2e
+	@./build.sh e2e-release
 
 test: deps
 	@./build.sh reset

@@ -3,22 +3,31 @@
  * request may use are set by the owners through arena limits. */
 #include "mem.h"
 
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
-#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /* ---- allocator hook ----
  *
- * Freed blocks of up to 64 KiB go to a small per-thread cache, bucketed by
- * the power of two below their usable size, instead of back to libc: a
- * request's objects (call, arena chunk, stream queue) are freed and
- * allocated again at once, and musl's allocator hands such memory back to
- * the kernel eagerly (an munmap/mmap pair per request).  Blocks stay plain
- * malloc blocks, so free() and mem_free() mix freely.  The cache is bounded
- * per bucket, and off under AddressSanitizer so that it still sees every
- * use after free. */
+ * Blocks of up to 64 KiB come from our own size classes, carved from spans
+ * of one large reserved mapping, instead of from libc: musl's allocator is
+ * slow under a server's churn (it unmaps and maps again, and serialises on
+ * one lock), and this path is most of what a request does.  A block's class
+ * is found from its span's entry in a table, so blocks carry no header.
+ *
+ * Each thread keeps a free list per class; past a bound a thread hands half
+ * of a list to a shared pool that every thread draws from, so blocks freed
+ * on the worker thread come back to the loop thread.  Freed memory is kept
+ * for reuse, not returned to the kernel: the heap stays at its peak.
+ * Bigger blocks, and everything when the reservation fails (strict
+ * overcommit, an address-space limit) or is used up, go to malloc.  Under
+ * AddressSanitizer all of this is off (MEM_CACHE_BYTES 0) so that it still
+ * sees every use after free. */
 
 #ifndef MEM_CACHE_BYTES
 #if defined(__SANITIZE_ADDRESS__)
@@ -30,22 +39,130 @@
 #endif
 #endif
 #ifndef MEM_CACHE_BYTES
-#define MEM_CACHE_BYTES (256u << 10) /* per bucket and thread */
+#define MEM_CACHE_BYTES (1u << 20) /* per class and thread before spilling */
 #endif
-
-#define MEM_MIN_SHIFT 5  /* smallest bucket: 32 bytes */
-#define MEM_MAX_SHIFT 16 /* largest bucket: 64 KiB */
+#ifndef MEM_REGION_BYTES
+#define MEM_REGION_BYTES ((size_t)64 << 30) /* address space only: pages come when touched */
+#endif
+#define MEM_SPAN_SHIFT 18 /* 256 KiB spans, each of one class */
+#define MEM_SPAN_BYTES ((size_t)1 << MEM_SPAN_SHIFT)
+#define MEM_N_SPANS (MEM_REGION_BYTES >> MEM_SPAN_SHIFT)
+#define MEM_MAX_SMALL ((size_t)64 << 10)
+#define MEM_N_CLASSES 48
 
 struct mem_free_block {
     struct mem_free_block *next;
 };
 
-struct mem_cache {
-    struct mem_free_block *head[MEM_MAX_SHIFT + 1];
-    size_t count[MEM_MAX_SHIFT + 1];
+struct mem_tcache {
+    struct mem_free_block *head[MEM_N_CLASSES];
+    size_t count[MEM_N_CLASSES];
+    uint8_t *bump[MEM_N_CLASSES], *bump_end[MEM_N_CLASSES]; /* the class's current span */
 };
 
-static _Thread_local struct mem_cache mem_tcache;
+static _Thread_local struct mem_tcache mem_tcache;
+
+static struct {
+    pthread_once_t once;
+    uint8_t *base; /* NULL: no region, everything goes to malloc */
+    _Atomic size_t next_span;
+    pthread_mutex_t mu; /* the shared pool */
+    struct mem_free_block *pool[MEM_N_CLASSES];
+    size_t pool_count[MEM_N_CLASSES];
+    uint8_t span_class[MEM_N_SPANS];
+} mem_region = {.once = PTHREAD_ONCE_INIT, .mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* Class sizes: 16-byte steps to 128, then four per power of two. */
+static size_t class_size(unsigned c)
+{
+    if (c < 8)
+        return (size_t)(c + 1) * 16;
+    unsigned p = (c - 8) / 4 + 7, q = (c - 8) % 4; /* 2^p < size <= 2^(p+1) */
+    return ((size_t)1 << p) + ((size_t)(q + 1) << (p - 2));
+}
+
+static unsigned class_for(size_t n)
+{
+    if (n <= 128)
+        return n ? (unsigned)((n - 1) >> 4) : 0;
+    unsigned p = 7;
+    while (((size_t)2 << p) < n)
+        p++;
+    size_t step = (size_t)1 << (p - 2);
+    return 8 + (p - 7) * 4 + (unsigned)((n - ((size_t)1 << p) - 1) / step);
+}
+
+static void region_init(void)
+{
+    if (MEM_CACHE_BYTES == 0)
+        return;
+    /* reserve twice a span so that spans can start aligned */
+    void *p = mmap(NULL, MEM_REGION_BYTES + MEM_SPAN_BYTES, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED)
+        return;
+    uintptr_t a = ((uintptr_t)p + MEM_SPAN_BYTES - 1) & ~(uintptr_t)(MEM_SPAN_BYTES - 1);
+    mem_region.base = (uint8_t *)a;
+}
+
+static bool in_region(const void *p)
+{
+    return mem_region.base && (const uint8_t *)p >= mem_region.base &&
+           (size_t)((const uint8_t *)p - mem_region.base) < MEM_REGION_BYTES;
+}
+
+static void *small_alloc(unsigned c)
+{
+    struct mem_tcache *t = &mem_tcache;
+    struct mem_free_block *f = t->head[c];
+    if (!f && mem_region.pool[c]) { /* racy peek; checked again under the lock */
+        pthread_mutex_lock(&mem_region.mu);
+        t->head[c] = mem_region.pool[c];
+        t->count[c] = mem_region.pool_count[c];
+        mem_region.pool[c] = NULL;
+        mem_region.pool_count[c] = 0;
+        pthread_mutex_unlock(&mem_region.mu);
+        f = t->head[c];
+    }
+    if (f) {
+        t->head[c] = f->next;
+        t->count[c]--;
+        return f;
+    }
+    size_t sz = class_size(c);
+    if (t->bump_end[c] - t->bump[c] < (ptrdiff_t)sz) {
+        size_t span = atomic_fetch_add(&mem_region.next_span, 1);
+        if (span >= MEM_N_SPANS)
+            return NULL;
+        mem_region.span_class[span] = (uint8_t)c;
+        t->bump[c] = mem_region.base + (span << MEM_SPAN_SHIFT);
+        t->bump_end[c] = t->bump[c] + MEM_SPAN_BYTES;
+    }
+    void *p = t->bump[c];
+    t->bump[c] += sz;
+    return p;
+}
+
+/* Hands the older half of a long free list to the shared pool. */
+static void spill(unsigned c)
+{
+    struct mem_tcache *t = &mem_tcache;
+    size_t keep = t->count[c] / 2;
+    struct mem_free_block *last = t->head[c];
+    for (size_t i = 1; i < keep; i++)
+        last = last->next;
+    struct mem_free_block *give = last->next, *tail = give;
+    size_t n = t->count[c] - keep;
+    while (tail->next)
+        tail = tail->next;
+    last->next = NULL;
+    t->count[c] = keep;
+    pthread_mutex_lock(&mem_region.mu);
+    tail->next = mem_region.pool[c];
+    mem_region.pool[c] = give;
+    mem_region.pool_count[c] += n;
+    pthread_mutex_unlock(&mem_region.mu);
+}
 
 static long fail_countdown = -1; /* allocations left before failing; <0 = never */
 static int fail_sticky;
@@ -69,32 +186,22 @@ void mem_fail_after(long n, int sticky)
     fail_sticky = sticky;
 }
 
-/* The bucket a request of n bytes is served from: every block there has at
- * least 2^shift usable bytes. */
-static unsigned bucket_for_request(size_t n)
+static void *alloc_block(size_t n)
 {
-    unsigned c = MEM_MIN_SHIFT;
-    while (((size_t)1 << c) < n)
-        c++;
-    return c;
+    if (n <= MEM_MAX_SMALL && MEM_CACHE_BYTES) {
+        pthread_once(&mem_region.once, region_init);
+        if (mem_region.base) {
+            void *p = small_alloc(class_for(n));
+            if (p)
+                return p;
+        }
+    }
+    return malloc(n ? n : 1);
 }
 
 void *mem_alloc(size_t n)
 {
-    if (should_fail())
-        return NULL;
-    if (n <= ((size_t)1 << MEM_MAX_SHIFT)) {
-        unsigned c = bucket_for_request(n);
-        struct mem_free_block *f = mem_tcache.head[c];
-        if (f) {
-            mem_tcache.head[c] = f->next;
-            mem_tcache.count[c]--;
-            return f;
-        }
-        /* round up so the block comes back to this bucket when freed */
-        n = (size_t)1 << c;
-    }
-    return malloc(n ? n : 1);
+    return should_fail() ? NULL : alloc_block(n);
 }
 
 void *mem_calloc(size_t n, size_t size)
@@ -107,42 +214,64 @@ void *mem_calloc(size_t n, size_t size)
     return p;
 }
 
+/* Usable bytes of a block from our classes. */
+static size_t small_size(const void *p)
+{
+    return class_size(mem_region.span_class[(size_t)((const uint8_t *)p - mem_region.base) >> MEM_SPAN_SHIFT]);
+}
+
 void *mem_realloc(void *p, size_t n)
 {
     if (should_fail())
         return NULL;
-    return realloc(p, n ? n : 1);
+    if (!p)
+        return alloc_block(n);
+    if (!in_region(p))
+        return realloc(p, n ? n : 1);
+    size_t have = small_size(p);
+    if (n <= have && n > have / 2)
+        return p;
+    void *q = alloc_block(n);
+    if (!q)
+        return NULL;
+    memcpy(q, p, have < n ? have : n);
+    mem_free(p);
+    return q;
 }
 
 void mem_free(void *p)
 {
     if (!p)
         return;
-    size_t u = malloc_usable_size(p);
-    if (u >= ((size_t)1 << MEM_MIN_SHIFT) && u < ((size_t)2 << MEM_MAX_SHIFT)) {
-        unsigned c = MEM_MIN_SHIFT;
-        while (((size_t)2 << c) <= u)
-            c++; /* 2^c <= u < 2^(c+1) */
-        if (mem_tcache.count[c] < (MEM_CACHE_BYTES >> c)) {
-            struct mem_free_block *f = p;
-            f->next = mem_tcache.head[c];
-            mem_tcache.head[c] = f;
-            mem_tcache.count[c]++;
-            return;
-        }
+    if (!in_region(p)) {
+        free(p);
+        return;
     }
-    free(p);
+    size_t idx = (size_t)((uint8_t *)p - mem_region.base) >> MEM_SPAN_SHIFT;
+    unsigned c = mem_region.span_class[idx];
+    struct mem_tcache *t = &mem_tcache;
+    struct mem_free_block *f = p;
+    f->next = t->head[c];
+    t->head[c] = f;
+    if (++t->count[c] * class_size(c) > MEM_CACHE_BYTES && t->count[c] >= 4)
+        spill(c);
 }
 
 void mem_release_cache(void)
 {
-    for (unsigned c = 0; c <= MEM_MAX_SHIFT; c++) {
-        while (mem_tcache.head[c]) {
-            struct mem_free_block *f = mem_tcache.head[c];
-            mem_tcache.head[c] = f->next;
-            free(f);
+    struct mem_tcache *t = &mem_tcache;
+    for (unsigned c = 0; c < MEM_N_CLASSES; c++) {
+        if (t->count[c] >= 2)
+            spill(c);
+        if (t->head[c]) { /* the last one, and what bump space is left, goes unused */
+            pthread_mutex_lock(&mem_region.mu);
+            t->head[c]->next = mem_region.pool[c];
+            mem_region.pool[c] = t->head[c];
+            mem_region.pool_count[c]++;
+            pthread_mutex_unlock(&mem_region.mu);
+            t->head[c] = NULL;
+            t->count[c] = 0;
         }
-        mem_tcache.count[c] = 0;
     }
 }
 

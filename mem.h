@@ -22,8 +22,8 @@ void *mem_calloc(size_t n, size_t size) MEM_MUST_CHECK;
 /* On failure returns NULL and leaves p untouched and still owned by the caller. */
 void *mem_realloc(void *p, size_t n) MEM_MUST_CHECK;
 void mem_free(void *p);
-/* Gives this thread's cache of freed blocks back to libc (a thread calls it
- * before it exits; the cache is otherwise bounded and reused). */
+/* Hands this thread's free lists to the pool every thread draws from (a
+ * thread calls it before it exits; the lists are otherwise bounded). */
 void mem_release_cache(void);
 /* Tests: the n-th allocation from now on (0 = the next one) fails, and every
  * one after it too while sticky is set; n < 0 switches failures off. */

@@ -1,6 +1,7 @@
-/* test_mem.c - the allocator hook (with its per-thread cache switched on
- * even under ASan), arenas and growable buffers. */
+/* test_mem.c - the allocator hook (its size classes and per-thread lists
+ * switched on even under ASan), arenas and growable buffers. */
 #define MEM_CACHE_BYTES (4u << 10)
+#define MEM_REGION_BYTES ((size_t)64 << 20)
 #include "../mem.c"
 
 #include <setjmp.h>
@@ -9,35 +10,106 @@
 
 #include <cmocka.h>
 
+static void test_classes(void **state)
+{
+    (void)state;
+    /* every size maps to the smallest class that holds it */
+    for (size_t n = 1; n <= MEM_MAX_SMALL; n++) {
+        unsigned c = class_for(n);
+        assert_true(c < MEM_N_CLASSES);
+        assert_true(class_size(c) >= n);
+        assert_true(c == 0 || class_size(c - 1) < n);
+        assert_int_equal(class_size(c) % 16, 0);
+    }
+    assert_int_equal(class_size(class_for(MEM_MAX_SMALL)), MEM_MAX_SMALL);
+}
+
 static void test_cache_reuses_blocks(void **state)
 {
     (void)state;
     void *a = mem_alloc(100);
     assert_non_null(a);
-    assert_true(malloc_usable_size(a) >= 128);
+    assert_true(in_region(a));
+    assert_int_equal(small_size(a), 112);
+    assert_int_equal((uintptr_t)a % 16, 0);
     mem_free(a);
-    void *b = mem_alloc(120); /* same bucket: the cached block comes back */
+    void *b = mem_alloc(110); /* same class: the freed block comes back */
     assert_ptr_equal(a, b);
-    memset(b, 0xab, 120);
-    free(b); /* blocks are plain malloc blocks */
-    void *c = malloc(200);
-    mem_free(c); /* and plain malloc blocks may be cached */
-    void *d = mem_alloc(100);
-    assert_non_null(d);
-    mem_free(d);
-    /* the cache is bounded: 4 KiB per bucket here */
+    memset(b, 0xab, 110);
+    /* growing within the class keeps the block; past it, moves it */
+    assert_ptr_equal(mem_realloc(b, 112), b);
+    uint8_t *c = mem_realloc(b, 5000);
+    assert_non_null(c);
+    assert_int_equal(c[109], 0xab);
+    mem_free(c);
+    /* a long list spills half to the shared pool (4 KiB per class here) */
     void *blocks[64];
     for (int i = 0; i < 64; i++)
         blocks[i] = mem_alloc(1000);
     for (int i = 0; i < 64; i++)
         mem_free(blocks[i]);
-    assert_true(mem_tcache.count[10] <= (4u << 10) >> 10);
-    /* big blocks are never cached */
+    unsigned k = class_for(1000);
+    assert_true(mem_tcache.count[k] * class_size(k) <= (4u << 10));
+    assert_true(mem_region.pool_count[k] > 0);
+    /* big blocks are malloc's */
     void *big = mem_alloc(1 << 20);
+    assert_false(in_region(big));
+    big = mem_realloc(big, 2 << 20);
+    assert_non_null(big);
     mem_free(big);
     mem_release_cache();
-    for (unsigned i = 0; i <= MEM_MAX_SHIFT; i++)
+    for (unsigned i = 0; i < MEM_N_CLASSES; i++)
         assert_null(mem_tcache.head[i]);
+    /* what was given back is drawn again */
+    void *again = mem_alloc(1000);
+    int found = 0;
+    for (int i = 0; i < 64; i++)
+        found |= again == blocks[i];
+    assert_true(found);
+    mem_free(again);
+}
+
+struct spill_arg {
+    void *blocks[256];
+};
+
+static void *free_on_other_thread(void *arg)
+{
+    struct spill_arg *s = arg;
+    for (int i = 0; i < 256; i++)
+        mem_free(s->blocks[i]);
+    mem_release_cache();
+    return NULL;
+}
+
+static void test_blocks_freed_elsewhere_come_back(void **state)
+{
+    (void)state;
+    static struct spill_arg s;
+    for (int i = 0; i < 256; i++)
+        s.blocks[i] = mem_alloc(300);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, free_on_other_thread, &s), 0);
+    pthread_join(th, NULL);
+    size_t next = atomic_load(&mem_region.next_span);
+    for (int i = 0; i < 256; i++)
+        s.blocks[i] = mem_alloc(300); /* from the pool: no new span */
+    assert_int_equal(atomic_load(&mem_region.next_span), next);
+    for (int i = 0; i < 256; i++)
+        mem_free(s.blocks[i]);
+    mem_release_cache();
+}
+
+static void test_region_used_up_falls_back_to_malloc(void **state)
+{
+    (void)state;
+    size_t saved = atomic_load(&mem_region.next_span);
+    atomic_store(&mem_region.next_span, MEM_N_SPANS);
+    void *p = mem_alloc(40000); /* a class with no span yet in this thread */
+    assert_non_null(p);
+    assert_false(in_region(p));
+    mem_free(p);
+    atomic_store(&mem_region.next_span, saved);
 }
 
 static void test_calloc_and_fail_after(void **state)
@@ -106,7 +178,10 @@ static void test_buf(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_classes),
         cmocka_unit_test(test_cache_reuses_blocks),
+        cmocka_unit_test(test_blocks_freed_elsewhere_come_back),
+        cmocka_unit_test(test_region_used_up_falls_back_to_malloc),
         cmocka_unit_test(test_calloc_and_fail_after),
         cmocka_unit_test(test_arena),
         cmocka_unit_test(test_buf),
