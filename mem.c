@@ -188,8 +188,8 @@ void mem_fail_after(long n, int sticky)
 
 static void *alloc_block(size_t n)
 {
-    if (n <= MEM_MAX_SMALL && MEM_CACHE_BYTES) {
-        pthread_once(&mem_region.once, region_init);
+    if (n <= MEM_MAX_SMALL) {
+        pthread_once(&mem_region.once, region_init); /* no region under ASan */
         if (mem_region.base) {
             void *p = small_alloc(class_for(n));
             if (p)
