@@ -1355,7 +1355,16 @@ int h2_conn_submit_data(struct h2_conn *c, uint32_t stream_id, const uint8_t *p,
     if (end_stream)
         s->local_end = true;
     if (sent < n || (end_stream && !s->local_closed)) {
-        if (mem_buf_append(&s->st_queue, p + sent, n - sent) < 0) {
+        /* a queue that keeps flowing is never empty: drop the sent prefix
+         * once it is half the buffer, or the buffer grows (and is copied
+         * as it grows) without bound */
+        struct mem_buf *q = &s->st_queue;
+        if (s->st_queue_off && s->st_queue_off >= q->len / 2) {
+            memmove(q->data, q->data + s->st_queue_off, q->len - s->st_queue_off);
+            q->len -= s->st_queue_off;
+            s->st_queue_off = 0;
+        }
+        if (mem_buf_append(q, p + sent, n - sent) < 0) {
             (void)h2_oom(c);
             return -1;
         }
