@@ -356,6 +356,22 @@ static int tls_ta_from_der(br_x509_trust_anchor *ta, const unsigned char *der, s
     return 0;
 }
 
+/* Loads a PEM file that must hold at least one certificate; *n says how
+ * many.  0, or -1 with err set (and nothing left to free). */
+static int tls_load_certs(const char *path, struct tls_pem *pem, size_t *n, char *err, size_t errlen)
+{
+    if (tls_pem_load(path, pem, err, errlen) < 0)
+        return -1;
+    *n = 0;
+    for (size_t i = 0; i < pem->n; i++)
+        *n += tls_is_cert(tls_pem_obj(pem, i));
+    if (*n)
+        return 0;
+    tls_errf(err, errlen, "%s: no certificate found", path);
+    tls_pem_free(pem);
+    return -1;
+}
+
 /* Adds the certificates of a PEM file to x's anchors.  A bundle the user
  * named must parse whole (as etcd's NewCertPool demands); the system bundle
  * is lenient, so that one root BearSSL cannot read (say an Ed25519 key) does
@@ -364,15 +380,9 @@ static int tls_load_anchors(struct tls_ctx *x, const char *path, bool lenient, c
                             size_t errlen)
 {
     struct tls_pem pem;
-    if (tls_pem_load(path, &pem, err, errlen) < 0)
+    size_t n;
+    if (tls_load_certs(path, &pem, &n, err, errlen) < 0)
         return -1;
-    size_t n = 0;
-    for (size_t i = 0; i < pem.n; i++)
-        n += tls_is_cert(tls_pem_obj(&pem, i));
-    if (n == 0) {
-        tls_errf(err, errlen, "%s: no certificate found", path);
-        goto fail;
-    }
     x->tx_tas = mem_calloc(n, sizeof *x->tx_tas);
     if (!x->tx_tas) {
         tls_errf(err, errlen, "%s: out of memory", path);
@@ -425,15 +435,9 @@ static int tls_load_system_anchors(struct tls_ctx *x, char *err, size_t errlen)
 static int tls_load_chain(struct tls_ctx *x, const char *path, char *err, size_t errlen)
 {
     struct tls_pem pem;
-    if (tls_pem_load(path, &pem, err, errlen) < 0)
+    size_t n;
+    if (tls_load_certs(path, &pem, &n, err, errlen) < 0)
         return -1;
-    size_t n = 0;
-    for (size_t i = 0; i < pem.n; i++)
-        n += tls_is_cert(tls_pem_obj(&pem, i));
-    if (n == 0) {
-        tls_errf(err, errlen, "%s: no certificate found", path);
-        goto fail;
-    }
     x->tx_chain = mem_calloc(n, sizeof *x->tx_chain);
     if (!x->tx_chain)
         goto oom;
@@ -453,7 +457,6 @@ static int tls_load_chain(struct tls_ctx *x, const char *path, char *err, size_t
     return 0;
 oom:
     tls_errf(err, errlen, "%s: out of memory", path);
-fail:
     tls_pem_free(&pem);
     return -1;
 }
