@@ -194,6 +194,29 @@ static int take_urls(const struct json *arr, char **dst, size_t *n)
     return 0;
 }
 
+int member_from_v2(struct member *m, uint64_t id, const char *raft, size_t rlen, const char *attrs,
+                   size_t alen)
+{
+    memset(m, 0, sizeof *m);
+    struct mem_arena a;
+    mem_arena_init(&a, 1 << 20);
+    struct json j;
+    char err[128];
+    int rc = -1;
+    if (json_parse(raft, rlen, &a, &j, err, sizeof err) < 0 || j.type != JSON_OBJECT ||
+        take_urls(json_get(&j, "peerURLs"), m->peer_urls, &m->n_peer_urls) < 0)
+        goto out;
+    const struct json *l = json_get(&j, "isLearner");
+    m->is_learner = l && l->type == JSON_BOOL && l->b;
+    m->id = id;
+    rc = attrs ? member_from_json(m, attrs, alen, true) : 0;
+out:
+    if (rc < 0)
+        member_free(m);
+    mem_arena_free(&a);
+    return rc;
+}
+
 int member_from_json(struct member *m, const char *p, size_t n, bool attrs_only)
 {
     struct mem_arena a;

@@ -46,6 +46,10 @@ int member_attrs_json(const struct member *m, struct mem_buf *out)
  * "isLearner" when set). */
 int member_raft_attrs_json(const struct member *m, struct mem_buf *out)
     __attribute__((warn_unused_result));
+/* Builds a member from the v2 store's records: raftAttributes JSON and
+ * attributes JSON (NULL when the member never published).  0, or -1. */
+int member_from_v2(struct member *m, uint64_t id, const char *raft, size_t rlen, const char *attrs,
+                   size_t alen) __attribute__((warn_unused_result));
 /* Parses member_to_json's form (or its attributes part into an existing
  * member when attrs_only).  0, or -1 on malformed input / OOM. */
 int member_from_json(struct member *m, const char *p, size_t n, bool attrs_only)

@@ -1169,6 +1169,25 @@ static int start_new(struct node *n, const struct node_config *cfg, char *err, s
     return 0;
 }
 
+static int recover_members(struct node *n, const struct api_raft_snapshot *snap, char *err, size_t cap)
+{
+    struct member *ms = mem_calloc(NODE_MAX_MEMBERS, sizeof *ms);
+    size_t nm;
+    char ver[32];
+    if (!ms || snap_v2_members(snap->data.p, snap->data.len, ms, NODE_MAX_MEMBERS, &nm, ver, sizeof ver) < 0) {
+        snprintf(err, cap, "failed to recover membership from the snapshot at index %llu",
+                 (unsigned long long)snap->metadata->index);
+        mem_free(ms);
+        return -1;
+    }
+    for (size_t i = 0; i < nm; i++)
+        members_add(n, &ms[i]); /* takes the member's strings */
+    mem_free(ms);
+    if (ver[0])
+        n->cluster_version_set = true;
+    return 0;
+}
+
 static int start_restart(struct node *n, const struct node_config *cfg, char *err, size_t cap)
 {
     struct mem_arena a;
@@ -1206,6 +1225,17 @@ static int start_restart(struct node *n, const struct node_config *cfg, char *er
                  fields);
     }
     n->snap_index = sidx;
+    /* membership as etcd 3.4 keeps it: the v2 store in the snapshot, then
+     * what the WAL replays (conf changes, published attributes); the db's
+     * members bucket may be stale (etcdctl snapshot restore leaves the old
+     * cluster's there) */
+    for (size_t i = 0; i < n->n_members; i++)
+        member_free(&n->members[i]);
+    n->n_members = 0;
+    if (found && recover_members(n, &snap, err, cap) < 0) {
+        mem_arena_free(&a);
+        return -1;
+    }
     memset(&wc, 0, sizeof wc);
     rc = wal_open(n->wal_dir, sidx, sterm, &a, &n->wal, &wc);
     if (rc < 0) {

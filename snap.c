@@ -301,3 +301,46 @@ nomem:
     mem_buf_free(&v);
     return -1;
 }
+
+/* A node's Value; NULL if the node or its value is missing. */
+static const struct json *node_value(const struct json *children, const char *name)
+{
+    const struct json *v = json_get(json_get(children, name), "Value");
+    return v && v->type == JSON_STRING ? v : NULL;
+}
+
+int snap_v2_members(const uint8_t *data, size_t len, struct member *out, size_t cap, size_t *n,
+                    char *version, size_t vcap)
+{
+    struct mem_arena a;
+    mem_arena_init(&a, 0);
+    struct json j;
+    char err[128];
+    *n = 0;
+    version[0] = 0;
+    int rc = -1;
+    if (json_parse((const char *)data, len, &a, &j, err, sizeof err) < 0)
+        goto out;
+    const struct json *zero = json_get(json_get(json_get(json_get(&j, "Root"), "Children"), "0"), "Children");
+    const struct json *ver = node_value(zero, "version");
+    if (ver)
+        snprintf(version, vcap, "%s", ver->s);
+    const struct json *ms = json_get(json_get(zero, "members"), "Children");
+    for (size_t i = 0; ms && ms->type == JSON_OBJECT && i < ms->n; i++) {
+        const struct json *kids = json_get(&ms->kids[i], "Children");
+        const struct json *raft = node_value(kids, "raftAttributes"), *attrs = node_value(kids, "attributes");
+        char *end;
+        uint64_t id = strtoull(ms->keys[i], &end, 16);
+        if (!raft || *end || *n == cap ||
+            member_from_v2(&out[*n], id, raft->s, raft->len, attrs ? attrs->s : NULL, attrs ? attrs->len : 0) < 0)
+            goto out;
+        ++*n;
+    }
+    rc = 0;
+out:
+    if (rc < 0)
+        while (*n)
+            member_free(&out[--*n]);
+    mem_arena_free(&a);
+    return rc;
+}

@@ -38,4 +38,11 @@ int snap_purge(const char *dir, unsigned max);
 int snap_v2_store(const struct member *ms, size_t n, const uint64_t *removed, size_t n_removed,
                   const char *cluster_version, struct mem_buf *out) __attribute__((warn_unused_result));
 
+/* Reads the members and the cluster version ("" when unset) back from a
+ * v2 store as etcd or snap_v2_store wrote it.  The members are the
+ * caller's to member_free.  0, or -1 on malformed JSON, more than cap
+ * members or OOM (nothing left to free). */
+int snap_v2_members(const uint8_t *data, size_t len, struct member *out, size_t cap, size_t *n,
+                    char *version, size_t vcap) __attribute__((warn_unused_result));
+
 #endif

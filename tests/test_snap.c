@@ -154,10 +154,63 @@ static void test_v2_store_json(void **state)
     uint64_t ci;
     assert_int_equal(json_u64(json_get(&j, "CurrentIndex"), &ci), 0);
     assert_int_equal(ci, 5);
+    /* and back */
+    struct member back[4];
+    size_t nb;
+    char ver[16];
+    assert_int_equal(snap_v2_members(b.data, b.len, back, 4, &nb, ver, sizeof ver), 0);
+    assert_int_equal(nb, 2);
+    assert_string_equal(ver, "3.4.0");
+    assert_true(back[0].id == m[0].id);
+    assert_string_equal(back[0].name, "default");
+    assert_string_equal(back[0].client_urls[0], "http://127.0.0.1:2379");
+    assert_string_equal(back[0].peer_urls[0], "http://localhost:2380");
+    assert_false(back[0].is_learner);
+    assert_true(back[1].id == 0x1234);
+    assert_true(back[1].is_learner);
+    assert_int_equal(back[1].n_client_urls, 0);
+    for (size_t i = 0; i < 2; i++)
+        member_free(&back[i]);
+    assert_int_equal(snap_v2_members(b.data, b.len, back, 1, &nb, ver, sizeof ver), -1); /* too many */
+    assert_int_equal(nb, 0);
+    assert_int_equal(snap_v2_members((const uint8_t *)"{\"Root\":", 8, back, 4, &nb, ver, sizeof ver), -1);
     mem_arena_free(&a);
     mem_buf_free(&b);
     member_free(&m[0]);
     member_free(&m[1]);
+}
+
+/* A v2 store as etcd 3.4.23 wrote it (its snapshot at index 11, trimmed of
+ * the watcher history): the members and version come back. */
+static void test_v2_members_from_etcd(void **state)
+{
+    (void)state;
+    const char *j =
+        "{\"Root\":{\"Path\":\"/\",\"CreatedIndex\":0,\"ModifiedIndex\":0,\"ExpireTime\":\"0001-01-01T00:00:00Z\","
+        "\"Value\":\"\",\"Children\":{\"0\":{\"Path\":\"/0\",\"CreatedIndex\":0,\"ModifiedIndex\":0,"
+        "\"ExpireTime\":\"0001-01-01T00:00:00Z\",\"Value\":\"\",\"Children\":{\"members\":{\"Path\":\"/0/members\","
+        "\"CreatedIndex\":1,\"ModifiedIndex\":1,\"ExpireTime\":\"0001-01-01T00:00:00Z\",\"Value\":\"\",\"Children\":"
+        "{\"8e9e05c52164694d\":{\"Path\":\"/0/members/8e9e05c52164694d\",\"CreatedIndex\":1,\"ModifiedIndex\":1,"
+        "\"ExpireTime\":\"0001-01-01T00:00:00Z\",\"Value\":\"\",\"Children\":{\"attributes\":{\"Path\":"
+        "\"/0/members/8e9e05c52164694d/attributes\",\"CreatedIndex\":2,\"ModifiedIndex\":2,\"ExpireTime\":"
+        "\"0001-01-01T00:00:00Z\",\"Value\":\"{\\\"name\\\":\\\"default\\\",\\\"clientURLs\\\":[\\\"http://127.0.0.1:23791\\\"]}\","
+        "\"Children\":null},\"raftAttributes\":{\"Path\":\"/0/members/8e9e05c52164694d/raftAttributes\","
+        "\"CreatedIndex\":1,\"ModifiedIndex\":1,\"ExpireTime\":\"0001-01-01T00:00:00Z\",\"Value\":"
+        "\"{\\\"peerURLs\\\":[\\\"http://localhost:2380\\\"]}\",\"Children\":null}}}}},\"version\":{\"Path\":"
+        "\"/0/version\",\"CreatedIndex\":3,\"ModifiedIndex\":3,\"ExpireTime\":\"0001-01-01T00:00:00Z\",\"Value\":"
+        "\"3.4.0\",\"Children\":null}}},\"1\":{\"Path\":\"/1\",\"CreatedIndex\":0,\"ModifiedIndex\":0,\"ExpireTime\":"
+        "\"0001-01-01T00:00:00Z\",\"Value\":\"\",\"Children\":{}}}},\"CurrentIndex\":3}";
+    struct member ms[2];
+    size_t n;
+    char ver[16];
+    assert_int_equal(snap_v2_members((const uint8_t *)j, strlen(j), ms, 2, &n, ver, sizeof ver), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(ver, "3.4.0");
+    assert_true(ms[0].id == 0x8e9e05c52164694dull);
+    assert_string_equal(ms[0].name, "default");
+    assert_string_equal(ms[0].client_urls[0], "http://127.0.0.1:23791");
+    assert_string_equal(ms[0].peer_urls[0], "http://localhost:2380");
+    member_free(&ms[0]);
 }
 
 int main(void)
@@ -167,6 +220,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_broken_file_set_aside, setup, teardown),
         cmocka_unit_test_setup_teardown(test_purge_keeps_newest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_v2_store_json, setup, teardown),
+        cmocka_unit_test(test_v2_members_from_etcd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

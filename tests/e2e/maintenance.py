@@ -95,6 +95,45 @@ def snapshots_move_both_ways_with_real_etcd():
 
 
 @test
+def restored_membership_comes_from_the_snapshot():
+    """A data dir Debian's etcdctl restored for another cluster (name, token)
+    still holds the old member in the db's members bucket; like etcd, the
+    membership comes from the .snap's v2 store and the WAL."""
+    tmp = tempfile.mkdtemp()
+    try:
+        snap, data = os.path.join(tmp, "snap.db"), os.path.join(tmp, "restored")
+        a = Server(OUR_BIN)
+        try:
+            eq(etcdctl(a.endpoint, "put", "k", "v")[0], 0)
+            eq(etcdctl(a.endpoint, "snapshot", "save", snap)[0], 0)
+        finally:
+            a.stop()
+        r = subprocess.run([ETCDCTL, "snapshot", "restore", snap, "--data-dir", data, "--name", "other",
+                            "--initial-cluster", "other=http://127.0.0.1:2380",
+                            "--initial-cluster-token", "other-token",
+                            "--initial-advertise-peer-urls", "http://127.0.0.1:2380"],
+                           capture_output=True, env=ctl_env(), timeout=60)
+        eq(r.returncode, 0, r.stderr.decode())
+        want = []
+        for binary in (REAL_ETCD, OUR_BIN):
+            d = os.path.join(tmp, "copy")
+            shutil.rmtree(d, ignore_errors=True)
+            shutil.copytree(data, d)
+            b = Server(binary, data=d, name="other")
+            try:
+                rc, out, _ = etcdctl(b.endpoint, "member", "list")
+                eq(rc, 0)
+                check(b", started, other, http://127.0.0.1:2380, http://" in out, out)
+                want.append(out.split(b",")[0])
+                eq(etcdctl(b.endpoint, "get", "k", "--print-value-only")[1], b"v\n")
+            finally:
+                b.stop()
+        eq(want[0], want[1], "member IDs differ")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@test
 def quota_raises_nospace_and_disarm_recovers():
     srv = Server(OUR_BIN, extra=["--quota-backend-bytes=300000"])
     try:
