@@ -478,6 +478,21 @@ static const char *db_meta_get(const uint8_t *page, struct db_meta *m)
     return NULL;
 }
 
+const char *db_meta_validate(const uint8_t *page, uint32_t *page_size)
+{
+    const uint8_t *p = page + DB_HDR;
+    if (ld32(p) != DB_MAGIC)
+        return "invalid database";
+    if (ld32(p + 4) != DB_VERSION)
+        return "version mismatch";
+    /* bbolt accepts a zero checksum (metas written before it had one) */
+    if (ld64(p + 56) && ld64(p + 56) != db_fnv64a(p, 56))
+        return "checksum error";
+    if (page_size)
+        *page_size = ld32(p + 8);
+    return NULL;
+}
+
 /* ---- page access (every byte from the file is checked here) ---- */
 
 /* A branch or leaf page of the tree the transaction sees. */
@@ -1229,6 +1244,8 @@ static int db_begin_at(struct db *db, bool write, bool internal, struct db_tx **
     pthread_mutex_lock(&db->mu);
     if (db->defrag && !internal)
         rc = DB_EBUSY;
+    else if (write && (db->flags & DB_READ_ONLY))
+        rc = DB_EINVAL;
     else if (write && db->failed)
         rc = DB_EFAILED;
     else if (write && db->writer)
@@ -2127,13 +2144,14 @@ int db_open(const char *path, unsigned flags, struct db **out, char *errbuf, siz
         goto fail_alloc;
     strcpy(db->path, path);
     db->flags = flags;
-    db->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    bool ro = flags & DB_READ_ONLY;
+    db->fd = ro ? open(path, O_RDONLY | O_CLOEXEC) : open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (db->fd < 0) {
         rc = db_errno_code(errno);
         snprintf(msg, mlen, "%s: open: %s", path, strerror(errno));
         goto fail_alloc;
     }
-    if (flock(db->fd, LOCK_EX | LOCK_NB) < 0) {
+    if (flock(db->fd, (ro ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
         rc = errno == EWOULDBLOCK ? DB_EBUSY : DB_EIO;
         snprintf(msg, mlen, "%s: flock: %s", path, strerror(errno));
         goto fail_fd;
@@ -2141,6 +2159,11 @@ int db_open(const char *path, unsigned flags, struct db **out, char *errbuf, siz
     if (fstat(db->fd, &st) < 0) {
         rc = DB_EIO;
         snprintf(msg, mlen, "%s: fstat: %s", path, strerror(errno));
+        goto fail_fd;
+    }
+    if (st.st_size == 0 && ro) {
+        rc = DB_ECORRUPT;
+        snprintf(msg, mlen, "%s: the file is empty", path);
         goto fail_fd;
     }
     if (st.st_size == 0) {
@@ -2367,7 +2390,9 @@ int db_defrag(struct db *db)
     char *tmp = NULL;
     int rc = 0;
     pthread_mutex_lock(&db->mu);
-    if (db->writer || db->readers.n || db->defrag || db->failed)
+    if (db->flags & DB_READ_ONLY)
+        rc = DB_EINVAL;
+    else if (db->writer || db->readers.n || db->defrag || db->failed)
         rc = db->failed ? DB_EFAILED : DB_EBUSY;
     else
         db->defrag = true;

@@ -80,6 +80,10 @@ enum db_open_flags {
     /* Skip fdatasync (etcd's --unsafe-no-fsync): a crash may lose commits
      * and leave a corrupt file. */
     DB_NO_SYNC = 1u << 1,
+    /* Open an existing file read-only (etcdctl snapshot status): O_RDONLY,
+     * a shared flock, a missing or empty file is an error (DB_EIO with
+     * ENOENT, DB_ECORRUPT), and db_begin(write)/db_defrag return DB_EINVAL. */
+    DB_READ_ONLY = 1u << 2,
 };
 
 /* Opens path read-write, creating it (mode 0600) when missing or empty with
@@ -94,6 +98,17 @@ enum db_open_flags {
  * NULL) holds a message naming path and the page or offset. */
 int db_open(const char *path, unsigned flags, struct db **out, char *errbuf,
             size_t errlen) DB_MUST_CHECK;
+
+/* Bytes from the start of a meta page (page 0 or page 1) that
+ * db_meta_validate reads: the page header and the meta. */
+#define DB_META_BYTES 80
+
+/* bbolt's meta.validate() of one meta page (DB_META_BYTES bytes at page):
+ * NULL when bbolt would accept it, else bbolt's error text: "invalid
+ * database" (bad magic), "version mismatch", "checksum error".  For a valid
+ * meta *page_size (if not NULL) gets the page size it records.  Lets a
+ * caller report a file bbolt refuses as bbolt would (bolt.Open's errors). */
+const char *db_meta_validate(const uint8_t *page, uint32_t *page_size);
 
 /* Every transaction must have ended.  Closes the file and frees db. */
 void db_close(struct db *db);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "compactor.h"
+#include "ctl.h"
 #include "log.h"
 #include "loop.h"
 #include "member.h"
@@ -665,9 +666,7 @@ int main(int argc, char **argv)
 {
     const char *self = strrchr(argv[0], '/');
     self = self ? self + 1 : argv[0];
-    if (!strcmp(self, "etcdctl")) {
-        fprintf(stderr, "Error: the etcdctl personality is not part of this build yet; use Debian's etcdctl\n");
-        return 1;
-    }
+    if (!strcmp(self, "etcdctl"))
+        return ctl_main(argc, argv);
     return etcd_main(argc, argv);
 }

@@ -15,6 +15,8 @@ import lease  # noqa: E402,F401
 import watch  # noqa: E402,F401
 import maintenance  # noqa: E402,F401
 import lock  # noqa: E402,F401
+import ctl_golden  # noqa: E402,F401
+import ctl_snapshot  # noqa: E402,F401
 
 if __name__ == "__main__":
     res = os.path.join(harness.ROOT, "build", "e2e-result.txt")
