@@ -69,7 +69,7 @@ e2e() {
 # The release binary has its own allocator paths (off under ASan): a quick
 # pass of the client-facing suites against it too.
 e2e_release() {
-  ETCD_BIN=bin/etcd /usr/bin/python3 tests/e2e/run.py kv_commands_match_real_etcd python_etcd3_kv \
+  ETCD_BIN="$PWD/bin/etcd" /usr/bin/python3 tests/e2e/run.py kv_commands_match_real_etcd python_etcd3_kv \
     garbage_and_protocol_errors_leave_server_serving grpc_errors_have_right_codes \
     kill9_under_load_loses_no_acknowledged_write python_etcd3_watch_matches_real_etcd \
     slow_watcher_is_bounded_and_catches_up lease_commands_match_real_etcd hashkv_and_defrag_match_real_etcd
