@@ -90,15 +90,6 @@ static struct ctl_cmd cmd_help = {
     static struct ctl_cmd *const var##_subs[] = {__VA_ARGS__, NULL};             \
     static struct ctl_cmd var = {.use = u, .short_desc = s, .subs = var##_subs}
 
-STUB(stub_auth_disable, "disable", "Disables authentication");
-STUB(stub_auth_enable, "enable", "Enables authentication");
-GROUP(stub_auth, "auth <enable or disable>", "Enable or disable authentication", &stub_auth_disable,
-      &stub_auth_enable);
-STUB(stub_check_datascale, "datascale [options]",
-     "Check the memory usage of holding data for different workloads on a given server endpoint.");
-STUB(stub_check_perf, "perf [options]", "Check the performance of the etcd cluster");
-GROUP(stub_check, "check <subcommand>", "commands for checking properties of the etcd cluster",
-      &stub_check_datascale, &stub_check_perf);
 STUB(stub_completion_bash, "bash", "Generate the autocompletion script for bash");
 STUB(stub_completion_fish, "fish", "Generate the autocompletion script for fish");
 STUB(stub_completion_powershell, "powershell", "Generate the autocompletion script for powershell");
@@ -106,37 +97,14 @@ STUB(stub_completion_zsh, "zsh", "Generate the autocompletion script for zsh");
 GROUP(stub_completion, "completion", "Generate the autocompletion script for the specified shell",
       &stub_completion_bash, &stub_completion_fish, &stub_completion_powershell,
       &stub_completion_zsh);
-STUB(stub_elect, "elect <election-name> [proposal]", "Observes and participates in leader election");
-STUB(stub_lock, "lock <lockname> [exec-command arg1 arg2 ...]", "Acquires a named lock");
-STUB(stub_make_mirror, "make-mirror [options] <destination>",
-     "Makes a mirror at the destination etcd cluster");
-STUB(stub_migrate, "migrate", "Migrates keys in a v2 store to a mvcc store");
-STUB(stub_role_add, "add <role name>", "Adds a new role");
-STUB(stub_role_delete, "delete <role name>", "Deletes a role");
-STUB(stub_role_get, "get <role name>", "Gets detailed information of a role");
-STUB(stub_role_grant, "grant-permission [options] <role name> <permission type> <key> [endkey]",
-     "Grants a key to a role");
-STUB(stub_role_list, "list", "Lists all roles");
-STUB(stub_role_revoke, "revoke-permission <role name> <key> [endkey]", "Revokes a key from a role");
-GROUP(stub_role, "role <subcommand>", "Role related commands", &stub_role_add, &stub_role_delete,
-      &stub_role_get, &stub_role_grant, &stub_role_list, &stub_role_revoke);
-STUB(stub_user_add, "add <user name or user:password> [options]", "Adds a new user");
-STUB(stub_user_delete, "delete <user name>", "Deletes a user");
-STUB(stub_user_get, "get <user name> [options]", "Gets detailed information of a user");
-STUB(stub_user_grant, "grant-role <user name> <role name>", "Grants a role to a user");
-STUB(stub_user_list, "list", "Lists all users");
-STUB(stub_user_passwd, "passwd <user name> [options]", "Changes password of user");
-STUB(stub_user_revoke, "revoke-role <user name> <role name>", "Revokes a role from a user");
-GROUP(stub_user, "user <subcommand>", "User related commands", &stub_user_add, &stub_user_delete,
-      &stub_user_get, &stub_user_grant, &stub_user_list, &stub_user_passwd, &stub_user_revoke);
 
 /* The root's commands, sorted by name as cobra lists them. */
 static struct ctl_cmd *const root_subs[] = {
-    &ctl_cmd_alarm, &stub_auth, &stub_check, &ctl_cmd_compaction, &stub_completion,
-    &ctl_cmd_defrag, &ctl_cmd_del, &stub_elect, &ctl_cmd_endpoint, &ctl_cmd_get, &cmd_help,
-    &ctl_cmd_lease, &stub_lock, &stub_make_mirror, &ctl_cmd_member, &stub_migrate,
-    &ctl_cmd_move_leader, &ctl_cmd_put, &stub_role, &ctl_cmd_snapshot, &ctl_cmd_txn, &stub_user,
-    &cmd_version, &ctl_cmd_watch, NULL,
+    &ctl_cmd_alarm, &ctl_cmd_auth, &ctl_cmd_check, &ctl_cmd_compaction, &stub_completion,
+    &ctl_cmd_defrag, &ctl_cmd_del, &ctl_cmd_elect, &ctl_cmd_endpoint, &ctl_cmd_get, &cmd_help,
+    &ctl_cmd_lease, &ctl_cmd_lock, &ctl_cmd_make_mirror, &ctl_cmd_member, &ctl_cmd_migrate,
+    &ctl_cmd_move_leader, &ctl_cmd_put, &ctl_cmd_role, &ctl_cmd_snapshot, &ctl_cmd_txn,
+    &ctl_cmd_user, &cmd_version, &ctl_cmd_watch, NULL,
 };
 
 static struct ctl_cmd root = {

@@ -99,6 +99,9 @@ extern struct ctl_cmd ctl_cmd_lease;                 /* ctl_lease.c */
 extern struct ctl_cmd ctl_cmd_member, ctl_cmd_endpoint, ctl_cmd_alarm, ctl_cmd_defrag,
     ctl_cmd_move_leader;                             /* ctl_cluster.c */
 extern struct ctl_cmd ctl_cmd_snapshot;              /* ctl_snapshot.c */
+extern struct ctl_cmd ctl_cmd_lock, ctl_cmd_elect;   /* ctl_lock.c */
+extern struct ctl_cmd ctl_cmd_auth, ctl_cmd_user, ctl_cmd_role; /* ctl_auth.c */
+extern struct ctl_cmd ctl_cmd_make_mirror, ctl_cmd_migrate, ctl_cmd_check; /* ctl_misc.c */
 /* `defrag --data-dir`: defragments <data_dir>/member/snap/db offline as
  * etcdctl does (waiting for the file lock, saying so after a second).
  * Prints nothing on success; returns the exit code (1 after "Failed to
