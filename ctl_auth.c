@@ -536,6 +536,30 @@ static int user_get_run(struct ctl_cmd *cmd, int argc, char **argv)
     return 0;
 }
 
+/* user list and role list in the simple and json formats: a name per line,
+ * or the header and the names under key (omitted when empty). */
+static void print_names(const struct api_header *h, const struct pb_bytes *v, size_t n, const char *key)
+{
+    if (ctl_g.fmt == CTL_FMT_SIMPLE) {
+        for (size_t i = 0; i < n; i++) {
+            ctl_write(v[i].p, v[i].len);
+            fputc('\n', stdout);
+        }
+        return;
+    }
+    struct ctl_json j = {0};
+    cj_open(&j, NULL, '{');
+    cj_header(&j, "header", h);
+    if (n) {
+        cj_open(&j, key, '[');
+        for (size_t i = 0; i < n; i++)
+            cj_str(&j, NULL, v[i].p, v[i].len, false);
+        cj_close(&j, ']');
+    }
+    cj_close(&j, '}');
+    cj_print(&j);
+}
+
 static int user_list_run(struct ctl_cmd *cmd, int argc, char **argv)
 {
     (void)argv;
@@ -546,25 +570,10 @@ static int user_list_run(struct ctl_cmd *cmd, int argc, char **argv)
     struct api_auth_user_list_resp r;
     auth_call(c, "UserList", &api_auth_user_list_req_desc, &req, &api_auth_user_list_resp_desc,
               &r, 0);
-    struct ctl_json j = {0};
     switch (ctl_g.fmt) {
     case CTL_FMT_SIMPLE:
-        for (size_t i = 0; i < r.n_users; i++) {
-            ctl_write(r.users[i].p, r.users[i].len);
-            fputc('\n', stdout);
-        }
-        break;
     case CTL_FMT_JSON:
-        cj_open(&j, NULL, '{');
-        cj_header(&j, "header", r.header);
-        if (r.n_users) {
-            cj_open(&j, "users", '[');
-            for (size_t i = 0; i < r.n_users; i++)
-                cj_str(&j, NULL, r.users[i].p, r.users[i].len, false);
-            cj_close(&j, ']');
-        }
-        cj_close(&j, '}');
-        cj_print(&j);
+        print_names(r.header, r.users, r.n_users, "users");
         break;
     case CTL_FMT_PROTOBUF:
         ctl_print_pb(&api_auth_user_list_resp_desc, &r);
@@ -789,25 +798,10 @@ static int role_list_run(struct ctl_cmd *cmd, int argc, char **argv)
     struct api_auth_role_list_resp r;
     auth_call(c, "RoleList", &api_auth_role_list_req_desc, &req, &api_auth_role_list_resp_desc,
               &r, 0);
-    struct ctl_json j = {0};
     switch (ctl_g.fmt) {
     case CTL_FMT_SIMPLE:
-        for (size_t i = 0; i < r.n_roles; i++) {
-            ctl_write(r.roles[i].p, r.roles[i].len);
-            fputc('\n', stdout);
-        }
-        break;
     case CTL_FMT_JSON:
-        cj_open(&j, NULL, '{');
-        cj_header(&j, "header", r.header);
-        if (r.n_roles) {
-            cj_open(&j, "roles", '[');
-            for (size_t i = 0; i < r.n_roles; i++)
-                cj_str(&j, NULL, r.roles[i].p, r.roles[i].len, false);
-            cj_close(&j, ']');
-        }
-        cj_close(&j, '}');
-        cj_print(&j);
+        print_names(r.header, r.roles, r.n_roles, "roles");
         break;
     case CTL_FMT_FIELDS:
         ctl_fields_header(r.header);
