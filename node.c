@@ -83,6 +83,7 @@ struct node {
     unsigned max_snapshots, max_wals;
     uint64_t snap_index; /* the newest snapshot's */
     struct snap_job *snap_job; /* on the worker, or NULL */
+    uint64_t snap_retry_ms;    /* after a failure, no new attempt before this */
     char snap_dir[1100];
 
     /* the ready being persisted/applied */
@@ -749,6 +750,7 @@ static void snap_done(struct loop *l, void *arg)
         snprintf(msg, sizeof msg, "failed to save snapshot: %s", j->err);
         snprintf(fields, sizeof fields, "\"error\":\"%s\"", j->err);
         log_line(LOG_ERROR, "etcdserver/server.go:2422", "etcdserver", "failed to save snapshot", msg, fields);
+        n->snap_retry_ms = loop_now_ms(n->loop) + 10000; /* a full disk: not at every commit */
     } else {
         n->snap_index = j->md.index;
         snprintf(msg, sizeof msg, "saved snapshot at index %llu", (unsigned long long)j->md.index);
@@ -778,7 +780,7 @@ static uint64_t *copy_ids(const uint64_t *v, size_t n)
 static void maybe_snapshot(struct node *n)
 {
     if (n->stopping || n->job_running || !n->snapshot_count || n->db_index <= n->snap_index ||
-        n->db_index - n->snap_index <= n->snapshot_count)
+        n->db_index - n->snap_index <= n->snapshot_count || loop_now_ms(n->loop) < n->snap_retry_ms)
         return;
     uint64_t index = n->db_index, term;
     if (raft_term_at(n->raft, index, &term) < 0)
