@@ -7,6 +7,7 @@
  * request lines are get/put/del command lines, as in etcdctl.
  */
 #include "ctl.h"
+#include "json.h"
 
 #include <string.h>
 #include <unistd.h>
@@ -673,30 +674,6 @@ static int hexd(int c)
            : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
 }
 
-static size_t put_utf8(char *o, uint32_t cp)
-{
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xc0 | cp >> 6);
-        o[1] = (char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xe0 | cp >> 12);
-        o[1] = (char)(0x80 | (cp >> 6 & 0x3f));
-        o[2] = (char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    o[0] = (char)(0xf0 | cp >> 18);
-    o[1] = (char)(0x80 | (cp >> 12 & 0x3f));
-    o[2] = (char)(0x80 | (cp >> 6 & 0x3f));
-    o[3] = (char)(0x80 | (cp & 0x3f));
-    return 4;
-}
-
 /* strconv.Unquote of a double-quoted Go literal q[0..n) (quotes included)
  * into out (NUL-terminated; *len = bytes).  0, or -1 (invalid syntax). */
 static int go_unquote(const char *q, size_t n, char *out, size_t *len)
@@ -739,7 +716,7 @@ static int go_unquote(const char *q, size_t n, char *out, size_t *len)
             } else {
                 if (v > 0x10ffff || (v >= 0xd800 && v < 0xe000))
                     return -1;
-                o += put_utf8(out + o, v);
+                o += json_put_utf8(out + o, v);
             }
             break;
         }

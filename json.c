@@ -59,7 +59,7 @@ static int hex4(const char *p)
     return v;
 }
 
-static size_t put_utf8(char *o, uint32_t cp)
+size_t json_put_utf8(char *o, uint32_t cp)
 {
     if (cp < 0x80) {
         o[0] = (char)cp;
@@ -138,7 +138,7 @@ static int parse_string(struct jp *j, const char **s, size_t *len)
             } else if (cp >= 0xd800 && cp < 0xe000) {
                 cp = 0xfffd; /* a lone surrogate, as Go replaces it */
             }
-            n += put_utf8(o + n, cp);
+            n += json_put_utf8(o + n, cp);
             break;
         }
         default:

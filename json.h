@@ -44,6 +44,9 @@ const struct json *json_get(const struct json *o, const char *key);
 int json_u64(const struct json *v, uint64_t *out) __attribute__((warn_unused_result));
 int json_i64(const struct json *v, int64_t *out) __attribute__((warn_unused_result));
 
+/* Writes code point cp as UTF-8 (1 to 4 bytes) at o; returns how many. */
+size_t json_put_utf8(char *o, uint32_t cp);
+
 /* ---- encoding: each returns 0, or -1 on OOM ---- */
 
 /* A quoted, escaped string as Go's encoding/json writes it. */
