@@ -54,6 +54,8 @@ struct client {
     char broken_msg[256];
     bool authed;       /* Authenticate done (or not needed) */
     bool got_frame;    /* the server has sent something on this connection */
+    int64_t last_read_ms; /* keepalive: when the server last sent anything */
+    int64_t ping_sent_ms; /* keepalive: our unanswered PING, 0 if none */
     struct h2_conn *h2;
     struct tls_ctx *tls_ctx;
     struct tls_conn *tls;
@@ -228,6 +230,7 @@ static void conn_reset(struct client *c)
     c->in_len = 0;
     c->connected = false;
     c->got_frame = false;
+    c->ping_sent_ms = 0;
 }
 
 static void conn_break(struct client *c, const char *why)
@@ -491,6 +494,47 @@ static int read_in(struct client *c)
     return 1;
 }
 
+/* grpc-go's client keepalive as etcdctl configures it (--keepalive-time,
+ * --keepalive-timeout, no pings without an active call): when the server
+ * has sent nothing for keepalive-time, PING it; when nothing comes back
+ * within keepalive-timeout, the connection is taken for dead and closed,
+ * so that a watch or keep-alive behind a vanished peer fails over instead
+ * of waiting forever.  Returns when the next keepalive step is due, 0 if
+ * none. */
+static int64_t keepalive_due(const struct client *c)
+{
+    if (!c->o->keepalive_time_ms || !c->connected)
+        return 0;
+    bool active = false;
+    for (size_t i = 0; i < CLIENT_MAX_STREAMS && !active; i++)
+        active = c->streams[i].used && !c->streams[i].done;
+    if (!active)
+        return 0;
+    if (c->ping_sent_ms)
+        return c->ping_sent_ms + c->o->keepalive_timeout_ms;
+    return c->last_read_ms + c->o->keepalive_time_ms;
+}
+
+/* Takes the keepalive step that is due, if any.  -1 when the connection
+ * was declared dead. */
+static int keepalive(struct client *c)
+{
+    int64_t due = keepalive_due(c), now = client_now_ms();
+    if (!due || now < due)
+        return 0;
+    if (c->ping_sent_ms) {
+        conn_break(c, "transport is closing");
+        return -1;
+    }
+    h2_conn_ping(c->h2, (uint64_t)now);
+    c->ping_sent_ms = now;
+    if (flush_out(c) < 0) {
+        conn_break(c, "transport is closing");
+        return -1;
+    }
+    return 0;
+}
+
 /* One round of I/O: write, wait until readable (or wake_fd, or the
  * deadline), read and process.  Returns 1 after progress or a timeout, 2 if
  * wake_fd is readable, -1 when the connection broke (streams failed). */
@@ -516,9 +560,11 @@ static int pump(struct client *c, int64_t deadline, int wake_fd)
     }
     struct pollfd p[2] = {{.fd = c->fd, .events = POLLIN | (want_write(c) ? POLLOUT : 0)},
                           {.fd = wake_fd, .events = POLLIN}};
+    int64_t ka = keepalive_due(c);
+    int64_t until = deadline && (!ka || deadline < ka) ? deadline : ka;
     int tmo = -1;
-    if (deadline) {
-        int64_t left = deadline - client_now_ms();
+    if (until) {
+        int64_t left = until - client_now_ms();
         if (left < 0)
             left = 0;
         tmo = left > 1000000 ? 1000000 : (int)left;
@@ -527,9 +573,13 @@ static int pump(struct client *c, int64_t deadline, int wake_fd)
     if (r < 0)
         return errno == EINTR ? 1 : -1;
     if (r == 0)
-        return 1;
+        return keepalive(c) < 0 ? -1 : 1;
     if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
         int rr = read_in(c);
+        if (rr > 0) {
+            c->last_read_ms = client_now_ms();
+            c->ping_sent_ms = 0;
+        }
         if (rr < 0 || feed(c) < 0) {
             if (c->tls && tls_conn_error(c->tls))
                 conn_break(c, tls_conn_error(c->tls));
@@ -669,6 +719,7 @@ static int try_endpoint(struct client *c, size_t i, int64_t deadline, struct cli
         snprintf(c->authority, sizeof c->authority, "%s%s%s", host, port[0] ? ":" : "", port);
     c->ep = i;
     c->connected = true;
+    c->last_read_ms = client_now_ms();
     return 0;
 fail:
     conn_reset(c);

@@ -29,6 +29,10 @@ struct client_opts {
     char **endpoints; /* "host:port", "http://host:port", "https://host:port", "unix://path" */
     size_t n_endpoints;
     int64_t dial_timeout_ms;   /* one connection attempt; 0 = bounded by the deadline only */
+    /* keepalive while a call is open: PING after this long without hearing
+     * from the server, give the connection up when the PING goes unanswered
+     * for keepalive_timeout_ms; 0 = never */
+    int64_t keepalive_time_ms, keepalive_timeout_ms;
     /* TLS: used for https:// endpoints, and for endpoints without a scheme
      * when use_tls is set (etcdctl: a TLS flag was given, or
      * --insecure-transport=false) */

@@ -1553,6 +1553,15 @@ static void fill_opts(struct client_opts *o, char **eps, size_t n, bool with_aut
     o->endpoints = eps;
     o->n_endpoints = n;
     o->dial_timeout_ms = ctl_g.dial_timeout / 1000000;
+    /* grpc-go raises a keepalive time under 10 s to 10 s */
+    if (ctl_g.keepalive_time > 0) {
+        o->keepalive_time_ms = ctl_g.keepalive_time / 1000000;
+        if (o->keepalive_time_ms < 10000)
+            o->keepalive_time_ms = 10000;
+        o->keepalive_timeout_ms = ctl_g.keepalive_timeout / 1000000;
+        if (o->keepalive_timeout_ms <= 0) /* grpc-go's default */
+            o->keepalive_timeout_ms = 20000;
+    }
     o->cert = ctl_g.cert[0] ? ctl_g.cert : NULL;
     o->key = ctl_g.key[0] ? ctl_g.key : NULL;
     o->cacert = ctl_g.cacert[0] ? ctl_g.cacert : NULL;

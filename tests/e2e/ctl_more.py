@@ -567,3 +567,111 @@ def ctl_more_check_mirror_migrate():
         for s in perf_srvs:
             s.stop()
         shutil.rmtree(d, ignore_errors=True)
+
+
+# ---- keepalive: a watch behind a connection that went silent ----
+
+class _Blackhole:
+    """A TCP proxy to target whose connections can be frozen: a frozen
+    connection stays open but nothing passes any more, as when a peer
+    vanishes behind a partition.  Connections made later pass again."""
+
+    def __init__(self, target):
+        import socket
+        self.target = target
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(16)
+        self.endpoint = "127.0.0.1:%d" % self.lsock.getsockname()[1]
+        self.conns, self.frozen, self.accepted = [], set(), 0
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import socket
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            host, port = self.target.split(":")
+            u = socket.create_connection((host, int(port)))
+            with self.lock:
+                self.accepted += 1
+                self.conns.append((c, u))
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, a, b):
+        while True:
+            try:
+                data = a.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            with self.lock:
+                if id(a) in self.frozen:
+                    continue  # swallowed: the peer has vanished
+            try:
+                b.sendall(data)
+            except OSError:
+                return
+
+    def freeze(self):
+        with self.lock:
+            for c, u in self.conns:
+                self.frozen.update((id(c), id(u)))
+
+    def close(self):
+        self.lsock.close()
+        with self.lock:
+            for c, u in self.conns:
+                c.close()
+                u.close()
+
+
+@test
+def ctl_watch_gives_up_a_silent_connection_after_keepalive():
+    """etcdctl's --keepalive-time/--keepalive-timeout (grpc-go raises the
+    time to its 10 s minimum): with the connection frozen, both etcdctls
+    ping, get no answer, drop it, reconnect and resume the watch."""
+    d = our_ctl_dir()
+    srv = Server(OUR_BIN)
+    procs, holes = [], []
+    try:
+        srv.wait_ready()
+        for ctl in (ours_ctl(d), ETCDCTL):
+            hole = _Blackhole(srv.endpoint)
+            holes.append(hole)
+            procs.append(subprocess.Popen([ctl, "--endpoints", hole.endpoint, "--keepalive-timeout", "2s",
+                                           "watch", "ka"], stdout=subprocess.PIPE, env=ctl_env()))
+        guard = threading.Timer(45, lambda: [p.kill() for p in procs])  # a hang fails, not blocks
+        guard.daemon = True
+        guard.start()
+        time.sleep(1)
+        from harness import etcdctl
+        eq(etcdctl(srv.endpoint, "put", "ka", "before")[0], 0, "put")
+        for p in procs:
+            eq(p.stdout.readline(), b"PUT\n", "event before the freeze")
+            p.stdout.readline(), p.stdout.readline()
+        for h in holes:
+            h.freeze()
+        eq(etcdctl(srv.endpoint, "put", "ka", "during")[0], 0, "put")
+        t0 = time.time()
+        for p in procs:
+            eq(p.stdout.readline(), b"PUT\n", "the event put while frozen arrives after reconnecting")
+            eq(p.stdout.readline(), b"ka\n", "key")
+            eq(p.stdout.readline(), b"during\n", "value")
+        took = time.time() - t0
+        check(9 <= took <= 25, "resumed after keepalive time + timeout (%.1f s)" % took)
+        for h in holes:
+            eq(h.accepted, 2, "one reconnection")
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+        for h in holes:
+            h.close()
+        srv.stop()
+        shutil.rmtree(d, ignore_errors=True)
