@@ -146,7 +146,8 @@ struct db {
     /* under mu */
     struct db_meta meta;
     struct db_map *map;
-    struct db_ids readers; /* txids of open read transactions */
+    struct db_ids readers; /* txids of open read transactions on this file */
+    uint64_t file_gen;     /* bumped when a defrag moves db to a new file */
     size_t free_n;
     bool writer, defrag, failed;
     /* the writer's own; no lock */
@@ -164,6 +165,8 @@ struct db_tx {
     struct db *db;
     struct db_map *map;
     struct db_meta meta;
+    size_t ps;         /* of the file it reads: a defrag may switch db->ps */
+    uint64_t file_gen; /* db->file_gen at begin */
     uint64_t hw; /* high-water mark the transaction began with: the pages
                     that exist in the file and in its mapping */
     bool write;
@@ -194,7 +197,6 @@ static int db_fail(struct db_tx *tx, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static int db_corrupt(struct db_tx *tx, uint64_t id, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static int db_begin_at(struct db *db, bool write, bool internal, struct db_tx **out);
 static void db_tx_end(struct db_tx *tx);
 static int db_bucket_root(struct db_bucket *b, struct db_cursor_ref *r);
 static int db_free_bucket(struct db_tx *tx, struct db_bucket *b, int nest);
@@ -320,7 +322,7 @@ static int db_corrupt(struct db_tx *tx, uint64_t id, const char *fmt, ...)
     va_end(ap);
     if (id)
         return db_fail(tx, DB_ECORRUPT, "%s: page %" PRIu64 " (offset %" PRIu64 "): %s",
-                       tx->db->path, id, id * (uint64_t)tx->db->ps, what);
+                       tx->db->path, id, id * (uint64_t)tx->ps, what);
     return db_fail(tx, DB_ECORRUPT, "%s: %s", tx->db->path, what);
 }
 
@@ -501,7 +503,7 @@ static int db_tree_page(struct db_tx *tx, uint64_t id, struct db_cursor_ref *r)
     uint64_t hw = tx->hw;
     if (id < 2 || id >= hw)
         return db_corrupt(tx, 0, "page id %" PRIu64 " outside 2..%" PRIu64, id, hw - 1);
-    const uint8_t *p = tx->map->base + id * tx->db->ps;
+    const uint8_t *p = tx->map->base + id * tx->ps;
     uint32_t ovf = ld32(p + 12);
     uint16_t flags = ld16(p + 8), count = ld16(p + 10);
     if (ld64(p) != id)
@@ -510,7 +512,7 @@ static int db_tree_page(struct db_tx *tx, uint64_t id, struct db_cursor_ref *r)
         return db_corrupt(tx, id, "%" PRIu32 " overflow pages pass the high-water mark", ovf);
     if (flags != PG_LEAF && flags != PG_BRANCH)
         return db_corrupt(tx, id, "not a branch or leaf page (flags 0x%x)", flags);
-    size_t len = ((size_t)ovf + 1) * tx->db->ps;
+    size_t len = ((size_t)ovf + 1) * tx->ps;
     if (DB_HDR + (size_t)count * DB_ELEM > len)
         return db_corrupt(tx, id, "%u elements do not fit", count);
     *r = (struct db_cursor_ref){.cr_page = p, .cr_len = len, .cr_count = count,
@@ -838,7 +840,7 @@ static int db_node_read(struct db_tx *tx, const struct db_cursor_ref *r, uint64_
     if (!n)
         return db_fail(tx, DB_ENOMEM, "out of memory reading page %" PRIu64, pgid);
     n->pgid = pgid;
-    n->ovf = pgid ? (uint32_t)(r->cr_len / tx->db->ps - 1) : 0;
+    n->ovf = pgid ? (uint32_t)(r->cr_len / tx->ps - 1) : 0;
     n->leaf = r->cr_leaf;
     n->all = tx->nodes;
     tx->nodes = n;
@@ -1069,7 +1071,7 @@ static int db_free_tree(struct db_tx *tx, struct db_bucket *b, struct db_node *n
         db_node_ref(n, &r);
         rc = db_node_free(tx, n);
     } else if (!(rc = db_tree_page(tx, pgid, &r))) {
-        rc = db_free_pages(tx, pgid, (uint32_t)(r.cr_len / tx->db->ps - 1));
+        rc = db_free_pages(tx, pgid, (uint32_t)(r.cr_len / tx->ps - 1));
     }
     return rc ? rc : db_free_elems(tx, b, &r, depth, nest);
 }
@@ -1235,14 +1237,14 @@ int db_del(struct db_bucket *b, const void *key, size_t klen)
 
 /* ---- transactions ---- */
 
-static int db_begin_at(struct db *db, bool write, bool internal, struct db_tx **out)
+int db_begin(struct db *db, bool write, struct db_tx **out)
 {
     struct db_tx *tx = mem_calloc(1, sizeof *tx);
     if (!tx)
         return DB_ENOMEM;
     int rc = 0;
     pthread_mutex_lock(&db->mu);
-    if (db->defrag && !internal)
+    if (write && db->defrag)
         rc = DB_EBUSY;
     else if (write && (db->flags & DB_READ_ONLY))
         rc = DB_EINVAL;
@@ -1257,6 +1259,8 @@ static int db_begin_at(struct db *db, bool write, bool internal, struct db_tx **
         tx->meta = db->meta;
         tx->map = db->map;
         tx->map->refs++;
+        tx->ps = db->ps;
+        tx->file_gen = db->file_gen;
         tx->hw = tx->meta.pgid;
     }
     pthread_mutex_unlock(&db->mu);
@@ -1276,11 +1280,6 @@ static int db_begin_at(struct db *db, bool write, bool internal, struct db_tx **
     tx->root = (struct db_bucket){.tx = tx, .root = tx->meta.root, .seq = tx->meta.seq, .fill = 0.5};
     *out = tx;
     return 0;
-}
-
-int db_begin(struct db *db, bool write, struct db_tx **out)
-{
-    return db_begin_at(db, write, false, out);
 }
 
 static void db_tx_end(struct db_tx *tx)
@@ -1305,7 +1304,7 @@ static void db_tx_end(struct db_tx *tx)
     pthread_mutex_lock(&db->mu);
     if (tx->write) {
         db->writer = false;
-    } else {
+    } else if (tx->file_gen == db->file_gen) {
         for (size_t i = 0; i < db->readers.n; i++) {
             if (db->readers.v[i] == tx->meta.txid) {
                 db->readers.v[i] = db->readers.v[--db->readers.n];
@@ -1332,7 +1331,7 @@ uint64_t db_tx_id(const struct db_tx *tx)
 
 int64_t db_tx_size(const struct db_tx *tx)
 {
-    return (int64_t)(tx->meta.pgid * tx->db->ps);
+    return (int64_t)(tx->meta.pgid * tx->ps);
 }
 
 const char *db_tx_errmsg(const struct db_tx *tx)
@@ -1345,7 +1344,7 @@ const char *db_tx_errmsg(const struct db_tx *tx)
 static bool db_underfull(const struct db_tx *tx, const struct db_node *n)
 {
     return n->in.n <= (n->leaf ? 1u : 2u) ||
-           db_inodes_size(n->in.v, n->in.n) <= tx->db->ps / 4;
+           db_inodes_size(n->in.v, n->in.n) <= tx->ps / 4;
 }
 
 /* Merges children of branch n that deletions left under a quarter page (or
@@ -1450,7 +1449,7 @@ static int db_alloc(struct db_tx *tx, uint32_t npages, uint64_t *id)
             return 0;
         }
     }
-    if (tx->meta.pgid > UINT64_MAX / tx->db->ps / 2 - npages)
+    if (tx->meta.pgid > UINT64_MAX / tx->ps / 2 - npages)
         return db_fail(tx, DB_ENOSPC, "%s: page ids exhausted", tx->db->path);
     *id = tx->meta.pgid;
     tx->meta.pgid += npages;
@@ -1562,7 +1561,7 @@ static int db_node_spill(struct db_tx *tx, struct db_node *n, double fill, int d
     if ((rc = db_node_free(tx, n)))
         return rc;
     for (size_t s = 0, e; s < n->in.n; s = e) {
-        e = db_split_end(n, s, tx->db->ps, fill);
+        e = db_split_end(n, s, tx->ps, fill);
         uint64_t id;
         uint8_t *p;
         if ((rc = db_dirty_page(tx, db_inodes_size(n->in.v + s, e - s), &id, &p)))
@@ -1614,7 +1613,7 @@ static bool db_inlineable(const struct db_tx *tx, const struct db_bucket *b)
     size_t sz = DB_HDR;
     for (size_t i = 0; i < n->in.n; i++) {
         sz += DB_ELEM + n->in.v[i].klen + n->in.v[i].vlen;
-        if ((n->in.v[i].flags & DB_BUCKET_LEAF) || sz > tx->db->ps / 4)
+        if ((n->in.v[i].flags & DB_BUCKET_LEAF) || sz > tx->ps / 4)
             return false;
     }
     return true;
@@ -1794,9 +1793,9 @@ static int db_write_pages(struct db_tx *tx)
         for (j = i; j < tx->ndirty && cnt < RUN; j++) {
             if (j > i && tx->dirty[j].id != tx->dirty[j - 1].id + tx->dirty[j - 1].npages)
                 break;
-            iov[cnt++] = (struct iovec){tx->dirty[j].buf, (size_t)tx->dirty[j].npages * tx->db->ps};
+            iov[cnt++] = (struct iovec){tx->dirty[j].buf, (size_t)tx->dirty[j].npages * tx->ps};
         }
-        int rc = db_pwritev(tx, iov, cnt, tx->dirty[i].id * tx->db->ps);
+        int rc = db_pwritev(tx, iov, cnt, tx->dirty[i].id * tx->ps);
         if (rc)
             return rc;
     }
@@ -1805,13 +1804,13 @@ static int db_write_pages(struct db_tx *tx)
 
 static int db_write_meta(struct db_tx *tx)
 {
-    uint8_t *p = mem_arena_zalloc(&tx->arena, tx->db->ps);
+    uint8_t *p = mem_arena_zalloc(&tx->arena, tx->ps);
     if (!p)
         return db_fail(tx, DB_ENOMEM, "out of memory in commit");
     uint64_t id = tx->meta.txid % 2;
     db_meta_put(p, id, &tx->meta);
-    struct iovec iov = {p, tx->db->ps};
-    int rc = db_pwritev(tx, &iov, 1, id * tx->db->ps);
+    struct iovec iov = {p, tx->ps};
+    int rc = db_pwritev(tx, &iov, 1, id * tx->ps);
     return rc ? rc : db_sync(tx);
 }
 
@@ -1949,7 +1948,7 @@ static int db_walk_page(struct db_tx *tx, uint8_t *seen, const uint8_t *isfree, 
     int rc = db_tree_page(tx, id, &r);
     if (rc)
         return rc;
-    for (uint64_t i = id; i < id + r.cr_len / tx->db->ps; i++) {
+    for (uint64_t i = id; i < id + r.cr_len / tx->ps; i++) {
         if (db_bit(seen, i))
             return db_corrupt(tx, i, "page is referenced twice");
         if (isfree && db_bit(isfree, i))
@@ -1963,13 +1962,13 @@ static int db_walk_page(struct db_tx *tx, uint8_t *seen, const uint8_t *isfree, 
 static int db_read_freelist(struct db_tx *tx, struct db_ids *out, uint32_t *ovf)
 {
     uint64_t id = tx->meta.freelist, hw = tx->hw;
-    const uint8_t *p = tx->map->base + id * tx->db->ps;
+    const uint8_t *p = tx->map->base + id * tx->ps;
     *ovf = ld32(p + 12);
     if (ld16(p + 8) != PG_FREELIST)
         return db_corrupt(tx, id, "not a freelist page (flags 0x%x)", ld16(p + 8));
     if (*ovf >= hw - id)
         return db_corrupt(tx, id, "%" PRIu32 " overflow pages pass the high-water mark", *ovf);
-    uint64_t count = ld16(p + 10), skip = 0, room = ((uint64_t)*ovf + 1) * tx->db->ps - DB_HDR;
+    uint64_t count = ld16(p + 10), skip = 0, room = ((uint64_t)*ovf + 1) * tx->ps - DB_HDR;
     if (count == 0xFFFF) {
         count = ld64(p + DB_HDR);
         skip = 1;
@@ -2115,7 +2114,8 @@ static int db_pick_meta(struct db *db, uint64_t fsize, char *msg, size_t mlen)
     return 0;
 }
 
-static void db_free_state(struct db *db)
+/* The writer's own state (no lock needed: no writer runs). */
+static void db_free_pool_pending(struct db *db)
 {
     for (size_t i = 0; i < db->npool; i++)
         mem_free(db->pool[i]);
@@ -2126,6 +2126,11 @@ static void db_free_state(struct db *db)
         mem_free(db->pending[i].ids.v);
     mem_free(db->pending);
     mem_free(db->free.v);
+}
+
+static void db_free_state(struct db *db)
+{
+    db_free_pool_pending(db);
     mem_free(db->readers.v);
 }
 
@@ -2186,7 +2191,7 @@ int db_open(const char *path, unsigned flags, struct db **out, char *errbuf, siz
         rc = DB_ENOMEM;
         goto fail_map;
     }
-    if ((rc = db_begin_at(db, false, true, &tx)))
+    if ((rc = db_begin(db, false, &tx)))
         goto fail_mu;
     rc = db_load_free(tx, &db->free);
     if (rc)
@@ -2267,7 +2272,7 @@ static int db_write_all(struct db_tx *tx, int fd, const uint8_t *p, size_t n, ui
 
 int db_tx_write_to(struct db_tx *tx, int fd, uint64_t *written)
 {
-    size_t ps = tx->db->ps;
+    size_t ps = tx->ps;
     if (written)
         *written = 0;
     if (tx->write)
@@ -2392,7 +2397,7 @@ int db_defrag(struct db *db)
     pthread_mutex_lock(&db->mu);
     if (db->flags & DB_READ_ONLY)
         rc = DB_EINVAL;
-    else if (db->writer || db->readers.n || db->defrag || db->failed)
+    else if (db->writer || db->defrag || db->failed)
         rc = db->failed ? DB_EFAILED : DB_EBUSY;
     else
         db->defrag = true;
@@ -2414,7 +2419,7 @@ int db_defrag(struct db *db)
     close(fd);
     if ((rc = db_open(tmp, db->flags, &x.dst, db->errmsg, sizeof db->errmsg)))
         goto out_unlink;
-    if ((rc = db_begin_at(db, false, true, &rtx)) || (rc = db_begin(x.dst, true, &x.wtx)))
+    if ((rc = db_begin(db, false, &rtx)) || (rc = db_begin(x.dst, true, &x.wtx)))
         goto out_dst;
     /* a corrupt source could send the copy around a cycle of pages */
     rc = db_check(rtx);
@@ -2441,7 +2446,9 @@ int db_defrag(struct db *db)
         snprintf(db->errmsg, sizeof db->errmsg, "%s: rename to %s: %s", tmp, db->path, strerror(errno));
         goto out_dst;
     }
-    /* continue on the new file: its state replaces ours */
+    /* continue on the new file: its state replaces ours.  Readers still on
+     * the old file keep its mapping; their ids no longer hold back the
+     * reuse of pages, which are the new file's now. */
     pthread_mutex_lock(&db->mu);
     struct db_map *old = db->map;
     int oldfd = db->fd;
@@ -2450,13 +2457,14 @@ int db_defrag(struct db *db)
     db->map = x.dst->map;
     db->meta = x.dst->meta;
     db->free_n = x.dst->free_n;
+    db->readers.n = 0;
+    db->file_gen++;
     pthread_mutex_unlock(&db->mu);
-    db_free_state(db);
+    db_free_pool_pending(db);
     db->free = x.dst->free;
     db->pending = x.dst->pending;
     db->npending = x.dst->npending;
     db->pending_cap = x.dst->pending_cap;
-    db->readers = (struct db_ids){0};
     x.dst->free = (struct db_ids){0};
     x.dst->pending = NULL;
     x.dst->npending = 0;

@@ -11,9 +11,10 @@
  * (the caller batches), the worker thread that commits.
  *
  * Threads: read transactions may be opened and used on any threads while the
- * write transaction (including its commit) runs on another; a transaction
- * itself, its buckets and cursors belong to one thread at a time.  Only the
- * small shared state (current meta, open readers, mapping) takes a lock.
+ * write transaction (including its commit) or a defrag runs on another; a
+ * transaction itself, its buckets and cursors belong to one thread at a time.
+ * Only the small shared state (current meta, open readers, mapping) takes a
+ * lock.
  *
  * Errors: functions return 0 or a negative DB_E* code.  A transaction that
  * failed (DB_ENOMEM, DB_ECORRUPT, DB_EIO, DB_ENOSPC) stays failed: every later
@@ -128,9 +129,10 @@ const char *db_errmsg(struct db *db);
 
 /* Begins a read transaction (write = false) on the latest committed state, or
  * the write transaction.  Returns 0 and sets *out; DB_EBUSY if write is asked
- * while another write transaction is open or a defrag runs (read
- * transactions are refused only during a defrag); DB_EFAILED after a failed
- * meta write; DB_ENOMEM. */
+ * while another write transaction is open or a defrag runs, DB_EFAILED if it
+ * is asked after a failed meta write; DB_ENOMEM.  A read
+ * transaction is never refused: during a defrag it reads the old file, which
+ * nothing writes then, and keeps reading it after the defrag moved on. */
 int db_begin(struct db *db, bool write, struct db_tx **out) DB_MUST_CHECK;
 
 /* Commits a write transaction: rebalances and writes the changed pages
@@ -269,8 +271,9 @@ int db_check(struct db_tx *tx) DB_MUST_CHECK;
 /* etcd's defrag: copies every bucket (nested ones too, sequences excepted)
  * into a new file "<path>.tmp.XXXXXX" beside it, committing every 10,000
  * keys, with fill 0.9, then renames it over path and continues on it.  No
- * transaction may be open; new ones are refused (DB_EBUSY) while it runs.
- * Returns 0; DB_EBUSY (a transaction is open); DB_EFAILED;
+ * write transaction may be open, and none is allowed while it runs; read
+ * transactions are (see db_begin).
+ * Returns 0; DB_EBUSY (a write transaction is open); DB_EFAILED;
  * DB_EIO/DB_ENOSPC/DB_ENOMEM/DB_ECORRUPT before the rename: the temp file is
  * removed, the old file untouched and db usable on it; DB_EIO if only the
  * fsync of the directory after the rename failed: db already runs on the new

@@ -1395,6 +1395,20 @@ static void test_snapshot(void **state)
     mem_buf_free(&want);
 }
 
+struct defrag_thr {
+    struct db *db;
+    int rc;
+    int done;
+};
+
+static void *defrag_main(void *arg)
+{
+    struct defrag_thr *d = arg;
+    d->rc = db_defrag(d->db);
+    __atomic_store_n(&d->done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
 static void test_defrag(void **state)
 {
     (void)state;
@@ -1422,16 +1436,59 @@ static void test_defrag(void **state)
     xcommit(db, tx);
     struct mem_buf want = dump_db(db);
     int64_t size = db_size(db);
+    /* a reader open across the defrag, and readers begun while it runs on
+     * another thread, read the old file; a writer waits for the end */
     struct db_tx *r = xbegin(db, false);
-    assert_int_equal(db_defrag(db), DB_EBUSY);
-    db_rollback(r);
-    OK(db_defrag(db));
-    print_message("defrag: %" PRId64 " -> %" PRId64 " bytes\n", size, db_size(db));
+    struct defrag_thr d = {.db = db};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, defrag_main, &d), 0);
+    int during = 0, busy_writes = 0;
+    while (!__atomic_load_n(&d.done, __ATOMIC_ACQUIRE)) {
+        struct db_tx *t2 = xbegin(db, false);
+        struct db_bucket *kb;
+        struct db_val dv;
+        OK(db_bucket_get(t2, NULL, "key", 3, &kb));
+        OK(db_get(kb, "k00000010", 9, &dv));
+        assert_int_equal(dv.len, sizeof v);
+        db_rollback(t2);
+        during++;
+        struct db_tx *w2;
+        int wrc = db_begin(db, true, &w2);
+        if (wrc == DB_EBUSY)
+            busy_writes++;
+        else if (!wrc)
+            db_rollback(w2);
+    }
+    pthread_join(th, NULL);
+    OK(d.rc);
+    print_message("defrag: %" PRId64 " -> %" PRId64 " bytes, %d reads and %d refused writers "
+                  "during it\n", size, db_size(db), during, busy_writes);
     assert_true(db_size(db) < size / 4);
+    struct db_bucket *rb;
+    struct db_val rv;
+    OK(db_bucket_get(r, NULL, "key", 3, &rb));
+    OK(db_get(rb, "k00029990", 9, &rv));
+    assert_int_equal(rv.len, sizeof v);
+    assert_int_equal(db_get(rb, "k00029991", 9, &rv), DB_ENOTFOUND);
     struct mem_buf got = dump_db(db);
     assert_true(buf_eq(&got, &want));
     mem_buf_free(&got);
-    tx = xbegin(db, true); /* keeps working on the new file */
+    /* keeps working on the new file, with the old reader still open: its
+     * id must not hold back, nor be confused with, the new file's readers */
+    for (int i = 0; i < 20; i++) {
+        struct db_tx *r2 = xbegin(db, false);
+        tx = xbegin(db, true);
+        b = xbucket(tx, NULL, "key");
+        for (int j = 0; j < 300; j++) {
+            snprintf(k, sizeof k, "k%08d", (i * 300 + j) * 10 % 30000);
+            OK(db_put(b, k, strlen(k), v, sizeof v - (size_t)i));
+        }
+        xcommit(db, tx);
+        db_rollback(r2);
+    }
+    db_rollback(r);
+    check_db(db);
+    tx = xbegin(db, true);
     xput(xbucket(tx, NULL, "meta"), "after", "defrag");
     xcommit(db, tx);
     db_close(db);
