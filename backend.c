@@ -33,6 +33,7 @@
 
 #include "crc32c.h"
 #include "err.h"
+#include "log.h"
 #include "pb.h"
 
 /* ---- types ---- */
@@ -103,6 +104,7 @@ struct backend_job {
     uint8_t j_cmp_next[BACKEND_REV_LEN];
     bool j_cmp_done;
     uint64_t j_seq;
+    int64_t j_rev; /* the newest revision among its records (or earlier) */
     /* results, written by the worker */
     int j_err;
     char j_msg[512];
@@ -128,6 +130,9 @@ struct backend {
     struct backend_compaction *b_cmp;      /* owned: the one commits advance */
     struct backend_compaction *b_cmp_next; /* owned: recorded while b_cmp was in flight */
     uint64_t b_seq;                        /* record groups so far */
+    int64_t b_rev_recorded;                /* newest revision recorded */
+    int64_t b_rev_durable;                 /* newest revision committed */
+    struct db_tx *b_value_tx;              /* open across one mvcc call's loads */
     struct mem_buf b_scratch;
     struct backend_job b_job;
     char b_msg[512];
@@ -424,6 +429,7 @@ void backend_close(struct backend *b)
 {
     if (!b)
         return;
+    backend_value_done(b);
     backend_chain_free(&b->b_pending);
     backend_chain_free(&b->b_job.j_chain);
     mem_free(b->b_spare);
@@ -464,6 +470,7 @@ int backend_record_changes(struct backend *b, const struct mvcc *m)
     uint8_t *p = backend_reserve(b, total), *start = p;
     if (!p)
         return DB_ENOMEM;
+    b->b_rev_recorded = mvcc_rev(m);
     for (size_t i = 0; i < n; i++) {
         mvcc_last_event(m, i, &ev);
         bool tomb = ev.type != API_EVENT_PUT;
@@ -670,6 +677,7 @@ struct backend_job *backend_commit_prepare(struct backend *b, int64_t now_ms)
     if (j->j_cmp)
         memcpy(j->j_cmp_next, j->j_cmp->cp_next, BACKEND_REV_LEN);
     j->j_seq = b->b_seq;
+    j->j_rev = b->b_rev_recorded;
     j->j_err = 0;
     j->j_msg[0] = 0;
     b->b_force = false;
@@ -847,6 +855,7 @@ int backend_commit_finish(struct backend *b, struct backend_job *j, int64_t now_
         x = next;
     }
     memset(&j->j_chain, 0, sizeof j->j_chain);
+    b->b_rev_durable = j->j_rev;
     if (j->j_has_ci)
         b->b_ci_committed = j->j_ci;
     if (j->j_cmp && j->j_cmp == b->b_cmp) {
@@ -859,6 +868,59 @@ int backend_commit_finish(struct backend *b, struct backend_job *j, int64_t now_
         b->b_cmp_ready_ms = now_ms + BACKEND_COMPACTION_PAUSE_MS;
     }
     return 0;
+}
+
+int64_t backend_durable_rev(const struct backend *b)
+{
+    return b->b_rev_durable;
+}
+
+/* ---- values for mvcc ---- */
+
+int backend_value(void *ctx, struct pb_bytes key, int64_t main, int64_t sub, struct mem_arena *a,
+                  struct pb_bytes *value)
+{
+    struct backend *b = ctx;
+    struct db_bucket *kb;
+    struct db_val v;
+    uint8_t rk[BACKEND_REV_LEN];
+    int rc = 0;
+    if (!b->b_value_tx)
+        rc = db_begin(b->b_db, false, &b->b_value_tx);
+    if (!rc)
+        rc = db_bucket_get(b->b_value_tx, NULL, "key", 3, &kb);
+    if (!rc) {
+        backend_rev_key(rk, main, sub);
+        rc = db_get(kb, rk, sizeof rk, &v);
+    }
+    struct api_kv kv;
+    int pr = rc ? 0 : pb_decode(&api_kv_desc, v.p, v.len, &kv, a);
+    if (rc == DB_ENOMEM || pr == PB_ERR_NOMEM)
+        return -ERR_NOMEM;
+    if (rc || pr < 0 || kv.mod_revision != main || kv.key.len != key.len ||
+        memcmp(kv.key.p, key.p, key.len)) {
+        /* etcd dies here; one request failing is enough */
+        char text[128], fields[128];
+        snprintf(text, sizeof text, "range cannot find rev (%" PRId64 ",%" PRId64 ")", main, sub);
+        snprintf(fields, sizeof fields, "\"revision-main\":%" PRId64 ",\"revision-sub\":%" PRId64,
+                 main, sub);
+        log_line(LOG_ERROR, "mvcc/kvstore_txn.go:149", "mvcc", "range failed to find revision pair",
+                 text, fields);
+        return -ERR_CORRUPT;
+    }
+    /* the decoded bytes point into the file's mapping */
+    value->p = kv.value.len ? mem_arena_dup(a, kv.value.p, kv.value.len) : NULL;
+    value->len = kv.value.len;
+    return kv.value.len && !value->p ? -ERR_NOMEM : 0;
+}
+
+void backend_value_done(void *ctx)
+{
+    struct backend *b = ctx;
+    if (b->b_value_tx) {
+        db_rollback(b->b_value_tx);
+        b->b_value_tx = NULL;
+    }
 }
 
 /* ---- load ---- */

@@ -72,7 +72,8 @@ e2e_release() {
   ETCD_BIN="$PWD/bin/etcd" /usr/bin/python3 tests/e2e/run.py kv_commands_match_real_etcd python_etcd3_kv \
     garbage_and_protocol_errors_leave_server_serving grpc_errors_have_right_codes \
     kill9_under_load_loses_no_acknowledged_write python_etcd3_watch_matches_real_etcd \
-    slow_watcher_is_bounded_and_catches_up lease_commands_match_real_etcd hashkv_and_defrag_match_real_etcd
+    slow_watcher_is_bounded_and_catches_up lease_commands_match_real_etcd hashkv_and_defrag_match_real_etcd \
+    history_values_are_read_back_from_disk
   local line
   line=$(tail -n 1 build/e2e-result.txt 2>/dev/null || echo "0 1")
   record e2e-release $line

@@ -56,7 +56,8 @@ enum grpc_code {
     X(NOT_LEADER, GRPC_FAILED_PRECONDITION, "etcdserver: not leader")                       \
     X(NOT_CAPABLE, GRPC_UNAVAILABLE, "etcdserver: not capable")                              \
     X(STOPPED, GRPC_UNAVAILABLE, "etcdserver: server stopped")                               \
-    X(TIMEOUT, GRPC_UNAVAILABLE, "etcdserver: request timed out")
+    X(TIMEOUT, GRPC_UNAVAILABLE, "etcdserver: request timed out")                            \
+    X(CORRUPT, GRPC_DATA_LOSS, "etcdserver: corrupt cluster")
 
 enum err_code {
     ERR_NONE = 0,

@@ -38,9 +38,12 @@ struct mvcc_ver {
     int64_t v_create;  /* create revision of the generation; 0 in a tombstone */
     int64_t v_version; /* 1, 2, ... within a generation; 0 marks a tombstone */
     int64_t v_lease;
-    uint8_t *v_value;  /* owned; NULL when v_vlen == 0 */
+    uint8_t *v_value;  /* owned; NULL when v_vlen == 0, or when evicted: the
+                        * backend holds it (MVCC_EVICTED) */
     size_t v_vlen;
 };
+
+#define MVCC_EVICTED(v) (!(v)->v_value && (v)->v_vlen)
 
 /* A key and its kept revisions, oldest first.  A record with no revisions is
  * a ghost left by a rolled-back transaction: it reads as absent at every
@@ -49,6 +52,8 @@ struct mvcc_key {
     struct mvcc_ver *k_vers; /* owned array, ascending (main, sub) */
     size_t k_n;
     size_t k_cap;
+    size_t k_res;    /* revisions before k_res have had their values evicted */
+    bool k_queued;   /* in mv_dirty */
     size_t k_len;
     uint8_t k_bytes[];
 };
@@ -125,6 +130,7 @@ struct mvcc_scan {
 struct mvcc_hit {
     struct mvcc_key *h_key;
     const struct mvcc_ver *h_ver;
+    struct pb_bytes h_val; /* set only for sorting by value */
 };
 
 /* One write of the running (or last committed) write transaction: the
@@ -152,6 +158,12 @@ struct mvcc {
     size_t mv_cap_hits;
     bool (*mv_lease_exists)(void *ctx, int64_t lease);
     void *mv_lease_ctx;
+    struct mvcc_loader mv_loader; /* .load NULL: values are never evicted */
+    bool mv_loaded;               /* the running call used the loader */
+    /* Keys with revisions older than their newest whose values are still in
+     * memory: what mvcc_evict walks.  Owned array; the records are not. */
+    struct mvcc_key **mv_dirty;
+    size_t mv_n_dirty, mv_cap_dirty;
     size_t mv_bytes; /* what mvcc_bytes reports, kept as revisions come and go */
 };
 
@@ -282,7 +294,8 @@ static int mvcc_txn_apply(struct mvcc_wtxn *tx, const struct api_txn_req *rt, co
                           size_t *pos, struct mem_arena *a, struct api_txn_resp *resp);
 
 static size_t mvcc_key_from(const struct mvcc_key *k, int64_t rev);
-static void mvcc_event_fill(const struct mvcc_key *k, size_t idx, struct mvcc_event *ev);
+static const struct mvcc_ver *mvcc_event_fill(const struct mvcc_key *k, size_t idx,
+                                              struct mvcc_event *ev);
 static int mvcc_evref_cmp(const void *a, const void *b, const void *ctx);
 static void mvcc_evref_up(struct mvcc_evref *h, size_t i);
 static int mvcc_events_of_rev(struct mvcc *m, const struct mvcc_span *s, int64_t rev,
@@ -374,6 +387,8 @@ static struct mvcc_key *mvcc_key_new(const uint8_t *p, size_t n)
         return NULL;
     }
     k->k_n = 0;
+    k->k_res = 0;
+    k->k_queued = false;
     k->k_len = n;
     if (n)
         memcpy(k->k_bytes, p, n);
@@ -460,6 +475,7 @@ static void mvcc_key_compact(struct mvcc_key *k, size_t from)
         mem_free(k->k_vers[i].v_value);
     memmove(k->k_vers, k->k_vers + from, (k->k_n - from) * sizeof *k->k_vers);
     k->k_n -= from;
+    k->k_res = k->k_res > from ? k->k_res - from : 0;
     /* give memory back from keys that once had a long history; a failed
      * shrink just keeps the larger array */
     if (k->k_cap >= 16 && k->k_n <= k->k_cap / 4) {
@@ -926,6 +942,7 @@ void mvcc_free(struct mvcc *m)
     mvcc_chain_free(m->mv_tree.t_spare_inner);
     mem_free(m->mv_changes);
     mem_free(m->mv_hits);
+    mem_free(m->mv_dirty);
     mem_free(m);
 }
 
@@ -959,6 +976,81 @@ static void mvcc_wtxn_begin(struct mvcc_wtxn *tx, struct mvcc *m)
     m->mv_n_changes = 0;
 }
 
+/* ---- values on disk ---- */
+
+/* A revision was appended to k: the ones before it are no longer its
+ * newest, so mvcc_evict may drop their values once the backend has them.
+ * The room was reserved by mvcc_wtxn_log_reserve. */
+static void mvcc_dirty_note(struct mvcc *m, struct mvcc_key *k)
+{
+    if (m->mv_loader.load && !k->k_queued && k->k_n >= 2 && k->k_res + 1 < k->k_n) {
+        assert(m->mv_n_dirty < m->mv_cap_dirty);
+        k->k_queued = true;
+        m->mv_dirty[m->mv_n_dirty++] = k;
+    }
+}
+
+void mvcc_set_loader(struct mvcc *m, const struct mvcc_loader *l)
+{
+    m->mv_loader = *l;
+}
+
+void mvcc_evict(struct mvcc *m, int64_t rev)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < m->mv_n_dirty; i++) {
+        struct mvcc_key *k = m->mv_dirty[i];
+        while (k->k_res + 1 < k->k_n && k->k_vers[k->k_res].v_main <= rev) {
+            struct mvcc_ver *v = &k->k_vers[k->k_res++];
+            mem_free(v->v_value);
+            v->v_value = NULL;
+        }
+        if (k->k_res + 1 < k->k_n)
+            m->mv_dirty[keep++] = k;
+        else
+            k->k_queued = false;
+    }
+    m->mv_n_dirty = keep;
+}
+
+/* The value of revision v of k: its bytes in memory, or read back from the
+ * backend into a.  0, or the loader's -ERR_x (-ERR_CORRUPT when what it
+ * read is not that revision's value). */
+static int mvcc_value(struct mvcc *m, const struct mvcc_key *k, const struct mvcc_ver *v,
+                      struct mem_arena *a, struct pb_bytes *out)
+{
+    if (!MVCC_EVICTED(v)) {
+        *out = (struct pb_bytes){v->v_value, v->v_vlen};
+        return 0;
+    }
+    m->mv_loaded = true;
+    struct pb_bytes key = {k->k_bytes, k->k_len};
+    int rc = m->mv_loader.load(m->mv_loader.ctx, key, v->v_main, v->v_sub, a, out);
+    if (!rc && out->len != v->v_vlen)
+        rc = -ERR_CORRUPT;
+    return rc;
+}
+
+/* Ends the loads of a public call (the loader may hold a read transaction
+ * across them); passes rc through. */
+static int mvcc_loads_done(struct mvcc *m, int rc)
+{
+    if (m->mv_loaded) {
+        m->mv_loaded = false;
+        m->mv_loader.done(m->mv_loader.ctx);
+    }
+    return rc;
+}
+
+/* The kv of revision v of k, its value read back if evicted (see
+ * mvcc_kv_fill). */
+static int mvcc_kv_load(struct mvcc *m, struct api_kv *kv, const struct mvcc_key *k,
+                        const struct mvcc_ver *v, bool with_value, struct mem_arena *a)
+{
+    mvcc_kv_fill(kv, k, v, with_value);
+    return with_value ? mvcc_value(m, k, v, a, &kv->value) : 0;
+}
+
 /* The revision reads inside the transaction see: its own writes once there
  * are any (storeTxnWrite.Range). */
 static int64_t mvcc_wtxn_read_rev(const struct mvcc_wtxn *tx)
@@ -966,8 +1058,20 @@ static int64_t mvcc_wtxn_read_rev(const struct mvcc_wtxn *tx)
     return tx->w_begin + (tx->w_m->mv_n_changes > 0);
 }
 
+/* Room for one more change in the log, and for the key it writes in
+ * mv_dirty (mvcc_dirty_note).  0 or -ERR_NOMEM. */
 static int mvcc_wtxn_log_reserve(struct mvcc *m)
 {
+    if (m->mv_loader.load && m->mv_n_dirty == m->mv_cap_dirty) {
+        size_t cap = m->mv_cap_dirty ? m->mv_cap_dirty * 2 : 64;
+        if (cap > SIZE_MAX / sizeof *m->mv_dirty)
+            return -ERR_NOMEM;
+        struct mvcc_key **d = mem_realloc(m->mv_dirty, cap * sizeof *d);
+        if (!d)
+            return -ERR_NOMEM;
+        m->mv_dirty = d;
+        m->mv_cap_dirty = cap;
+    }
     if (m->mv_n_changes < m->mv_cap_changes)
         return 0;
     size_t cap = m->mv_cap_changes ? m->mv_cap_changes * 2 : 16;
@@ -1032,6 +1136,7 @@ static int mvcc_wtxn_put(struct mvcc_wtxn *tx, struct mvcc_key *k, const struct 
     m->mv_changes[m->mv_n_changes].c_idx = k->k_n;
     m->mv_n_changes++;
     k->k_n++;
+    mvcc_dirty_note(m, k);
     return 0;
 fail:
     mem_free(copy);
@@ -1057,6 +1162,7 @@ static int mvcc_wtxn_tombstone(struct mvcc_wtxn *tx, struct mvcc_key *k)
     m->mv_changes[m->mv_n_changes].c_idx = k->k_n;
     m->mv_n_changes++;
     k->k_n++;
+    mvcc_dirty_note(m, k);
     return 0;
 }
 
@@ -1176,7 +1282,7 @@ static int mvcc_hit_cmp(const void *a, const void *b, const void *ctx)
         c = mvcc_cmp64(x->h_ver->v_main, y->h_ver->v_main);
         break;
     case API_SORT_VALUE:
-        c = mvcc_bcmp(x->h_ver->v_value, x->h_ver->v_vlen, y->h_ver->v_value, y->h_ver->v_vlen);
+        c = mvcc_bcmp(x->h_val.p, x->h_val.len, y->h_val.p, y->h_val.len);
         break;
     default:
         break;
@@ -1267,6 +1373,11 @@ static int mvcc_range_at(struct mvcc *m, const struct api_range_req *req, int64_
     resp->count = count;
     if (!req->count_only) {
         n = mvcc_prune(m->mv_hits, n, req);
+        bool by_value = req->sort_target == API_SORT_VALUE;
+        for (size_t i = 0; by_value && i < n; i++)
+            if ((rc = mvcc_value(m, m->mv_hits[i].h_key, m->mv_hits[i].h_ver, a,
+                                 &m->mv_hits[i].h_val)))
+                return rc;
         mvcc_hits_sort(m->mv_hits, n, req);
         if (req->limit > 0 && (uint64_t)n > (uint64_t)req->limit) {
             n = (size_t)req->limit;
@@ -1283,8 +1394,15 @@ static int mvcc_range_at(struct mvcc *m, const struct api_range_req *req, int64_
                     __builtin_prefetch(m->mv_hits[i + MVCC_PREFETCH].h_key);
                     __builtin_prefetch(m->mv_hits[i + MVCC_PREFETCH].h_ver);
                 }
-                mvcc_kv_fill(&resp->kvs[i], m->mv_hits[i].h_key, m->mv_hits[i].h_ver,
-                             !req->keys_only);
+                const struct mvcc_hit *h = &m->mv_hits[i];
+                if (by_value) {
+                    mvcc_kv_fill(&resp->kvs[i], h->h_key, h->h_ver, !req->keys_only);
+                    if (!req->keys_only)
+                        resp->kvs[i].value = h->h_val;
+                } else if ((rc = mvcc_kv_load(m, &resp->kvs[i], h->h_key, h->h_ver,
+                                              !req->keys_only, a))) {
+                    return rc;
+                }
             }
             resp->n_kvs = n;
         }
@@ -1299,7 +1417,7 @@ int mvcc_range(struct mvcc *m, const struct api_range_req *req, struct mem_arena
 {
     int rc = mvcc_range_at(m, req, m->mv_rev, a, resp);
     mvcc_hits_trim(m);
-    return rc;
+    return mvcc_loads_done(m, rc);
 }
 
 /* ---- put and delete ---- */
@@ -1664,7 +1782,7 @@ int mvcc_txn(struct mvcc *m, const struct api_txn_req *req, struct mem_arena *a,
         mvcc_wtxn_commit(&tx);
     }
     mvcc_hits_trim(m);
-    return rc;
+    return mvcc_loads_done(m, rc);
 }
 
 /* ---- txn validation (v3rpc checkTxnRequest, checkIntervals) ---- */
@@ -1953,8 +2071,10 @@ static size_t mvcc_key_from(const struct mvcc_key *k, int64_t rev)
  * if live.  Revisions earlier in the same main (a txn that put then deleted
  * the key) do not count, and when main - 1 is compacted that revision is
  * gone here too (compaction keeps only the newest revision <= the compacted
- * one), as etcd's read at main - 1 fails then. */
-static void mvcc_event_fill(const struct mvcc_key *k, size_t idx, struct mvcc_event *ev)
+ * one), as etcd's read at main - 1 fails then.  Returns the revision the
+ * prev is, NULL if none.  Values are the store's: NULL where evicted. */
+static const struct mvcc_ver *mvcc_event_fill(const struct mvcc_key *k, size_t idx,
+                                              struct mvcc_event *ev)
 {
     const struct mvcc_ver *v = &k->k_vers[idx];
     memset(ev, 0, sizeof *ev);
@@ -1974,7 +2094,9 @@ static void mvcc_event_fill(const struct mvcc_key *k, size_t idx, struct mvcc_ev
     if (j > 0 && k->k_vers[j - 1].v_version) {
         ev->has_prev = true;
         mvcc_kv_fill(&ev->prev, k, &k->k_vers[j - 1], true);
+        return &k->k_vers[j - 1];
     }
+    return NULL;
 }
 
 size_t mvcc_last_n_events(const struct mvcc *m)
@@ -1985,7 +2107,10 @@ size_t mvcc_last_n_events(const struct mvcc *m)
 void mvcc_last_event(const struct mvcc *m, size_t i, struct mvcc_event *ev)
 {
     assert(i < m->mv_n_changes);
-    mvcc_event_fill(m->mv_changes[i].c_key, m->mv_changes[i].c_idx, ev);
+    const struct mvcc_ver *pv = mvcc_event_fill(m->mv_changes[i].c_key, m->mv_changes[i].c_idx, ev);
+    /* what the last call wrote and replaced was its key's newest: in memory */
+    assert(!pv || !MVCC_EVICTED(pv));
+    (void)pv;
 }
 
 int64_t mvcc_compact_main_rev(const struct mvcc *m)
@@ -2118,10 +2243,31 @@ int mvcc_events_since(struct mvcc *m, struct pb_bytes key, struct pb_bytes range
     *evs = mem_arena_alloc(a, hn * sizeof **evs);
     if (!*evs)
         return -ERR_NOMEM;
-    for (size_t i = 0; i < hn; i++)
-        mvcc_event_fill(h[i].r_key, h[i].r_idx, &(*evs)[i]);
+    /* evicted values are read back; a prev is mostly the event just
+     * before it, whose value is at hand */
+    const struct mvcc_ver *last = NULL;
+    struct pb_bytes last_val = {0};
+    int rc = 0;
+    for (size_t i = 0; i < hn && !rc; i++) {
+        struct mvcc_event *ev = &(*evs)[i];
+        const struct mvcc_key *hk = h[i].r_key;
+        const struct mvcc_ver *v = &hk->k_vers[h[i].r_idx];
+        const struct mvcc_ver *pv = mvcc_event_fill(hk, h[i].r_idx, ev);
+        if (pv && pv == last)
+            ev->prev.value = last_val;
+        else if (pv)
+            rc = mvcc_value(m, hk, pv, a, &ev->prev.value);
+        if (!rc && ev->type == API_EVENT_PUT)
+            rc = mvcc_value(m, hk, v, a, &ev->kv.value);
+        last = v;
+        last_val = ev->kv.value;
+    }
+    if (rc) {
+        *evs = NULL;
+        hn = 0;
+    }
     *n = hn;
-    return 0;
+    return mvcc_loads_done(m, rc);
 }
 
 /* ---- compaction ---- */
@@ -2150,6 +2296,13 @@ int mvcc_compact(struct mvcc *m, int64_t rev)
         int rc = mvcc_tree_rebuild(t, rev, &nt);
         if (rc)
             return rc;
+        size_t keep = 0;
+        for (size_t i = 0; i < m->mv_n_dirty; i++) {
+            k = m->mv_dirty[i];
+            if (mvcc_key_compact_from(k, rev) < k->k_n)
+                m->mv_dirty[keep++] = k;
+        }
+        m->mv_n_dirty = keep;
     }
     mvcc_tree_seek(t, NULL, 0, &it);
     while ((k = mvcc_iter_next(&it))) {
@@ -2175,6 +2328,18 @@ int mvcc_compact(struct mvcc *m, int64_t rev)
 
 /* ---- restoring from the backend ---- */
 
+/* Everything restored is on disk: with a loader, only the newest revision
+ * of a key keeps its value. */
+static void mvcc_restore_evict(struct mvcc *m, struct mvcc_key *k)
+{
+    if (!m->mv_loader.load)
+        return;
+    for (; k->k_res + 1 < k->k_n; k->k_res++) {
+        mem_free(k->k_vers[k->k_res].v_value);
+        k->k_vers[k->k_res].v_value = NULL;
+    }
+}
+
 int mvcc_restore_rev(struct mvcc *m, int64_t main, int64_t sub, const struct api_kv *kv,
                      bool tombstone)
 {
@@ -2197,6 +2362,7 @@ int mvcc_restore_rev(struct mvcc *m, int64_t main, int64_t sub, const struct api
         v->v_main = main;
         v->v_sub = sub;
         m->mv_bytes += MVCC_VER_BYTES(v);
+        mvcc_restore_evict(m, k);
         return 0;
     }
     assert(kv->version >= 1 && kv->mod_revision == main);
@@ -2234,6 +2400,7 @@ int mvcc_restore_rev(struct mvcc *m, int64_t main, int64_t sub, const struct api
     v->v_value = copy;
     v->v_vlen = kv->value.len;
     m->mv_bytes += MVCC_VER_BYTES(v);
+    mvcc_restore_evict(m, k);
     return 0;
 }
 

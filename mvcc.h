@@ -2,16 +2,19 @@
  * index (key -> generations of revisions, tombstones), Range/Put/DeleteRange/
  * Txn/Compact with etcd 3.4's exact semantics.
  *
- * In memory for now; the durability work puts it on db.c.  It knows nothing
- * about gRPC, leases (a lease id is just a number stored with the key) or
- * response headers: the caller fills header->cluster_id/member_id/raft_term;
- * mvcc sets header->revision where etcd's applier does (top-level responses
- * and the nested ones inside a Txn).
+ * The key index is in memory; values too, until the backend holds them (see
+ * mvcc_set_loader).  It knows nothing about gRPC, leases (a lease id is just
+ * a number stored with the key) or response headers: the caller fills
+ * header->cluster_id/member_id/raft_term; mvcc sets header->revision where
+ * etcd's applier does (top-level responses and the nested ones inside a
+ * Txn).
  *
- * Ownership: struct mvcc owns copies of every key and value.  Responses are
- * built in the caller's arena; their pb_bytes point either into the arena or
- * into mvcc's own storage and stay valid until the next mutating call
- * (put/delete/txn/compact) or mvcc_free.
+ * Ownership: struct mvcc owns copies of every key, of the newest value of
+ * each key and of older values not yet evicted.  Responses are built in the
+ * caller's arena; their pb_bytes point either into the arena (values read
+ * back from the backend among them) or into mvcc's own storage and stay
+ * valid until the next mutating call (put/delete/txn/compact/evict) or
+ * mvcc_free.
  *
  * Errors: 0 or -ERR_x from err.h (ERR_COMPACTED, ERR_FUTURE_REV, ERR_NOMEM,
  * ERR_KEY_NOT_FOUND, ERR_LEASE_NOT_FOUND, and from mvcc_txn_check ERR_TOO_MANY_OPS,
@@ -103,6 +106,32 @@ int mvcc_txn_check(const struct api_txn_req *req, int max_ops) MEM_MUST_CHECK;
 int mvcc_txn(struct mvcc *m, const struct api_txn_req *req, struct mem_arena *a,
              struct api_txn_resp *resp) MEM_MUST_CHECK;
 
+/* ---- values on disk ----
+ *
+ * With a loader, a value stays in memory while it is its key's newest and
+ * until the backend holds it durably; mvcc_evict then drops it, and reads
+ * of history (a range at an old revision, its sort by value, a watcher's
+ * catch-up) get it back through the loader.  Reads of the present, prev_kv
+ * of a write, txn compares and the event feed of the last write never load.
+ * A failed load fails the call with the loader's error (a txn is then undone
+ * as for -ERR_NOMEM). */
+struct mvcc_loader {
+    /* The value of key at revision (main, sub), copied into a.  0 or -ERR_x
+     * (-ERR_NOMEM, -ERR_CORRUPT). */
+    int (*load)(void *ctx, struct pb_bytes key, int64_t main, int64_t sub, struct mem_arena *a,
+                struct pb_bytes *value);
+    /* The call that loaded is over: a loader may keep one read transaction
+     * across the loads of a call and end it here. */
+    void (*done)(void *ctx);
+    void *ctx;
+};
+/* Before the first write or restore. */
+void mvcc_set_loader(struct mvcc *m, const struct mvcc_loader *l);
+/* The backend holds every revision <= rev durably: drops the values of
+ * those that are not their key's newest.  Cost: the keys written since they
+ * were last evicted.  Without a loader, does nothing. */
+void mvcc_evict(struct mvcc *m, int64_t rev);
+
 /* ---- the event feed ---- */
 
 /* One change a write made: the mvccpb.Event a watcher is sent and what a
@@ -130,7 +159,8 @@ void mvcc_last_event(const struct mvcc *m, size_t i, struct mvcc_event *ev);
  * range_end) (range_end as in a RangeRequest: empty = the key alone, "\0" =
  * every key >= key) with main revision >= from_rev, in (main, sub) order, in
  * whole revisions: at most max_events (>= 1) events, unless the first
- * revision alone has more, which then comes whole.  *evs is allocated in a
+ * revision alone has more, which then comes whole.  Evicted values (of kv
+ * and prev) are read back into a.  *evs is allocated in a
  * (NULL when *n is 0); *next_rev is the revision to ask from next time:
  * current revision + 1 once everything up to the present was returned.
  * From a revision in the future: nothing, *next_rev = from_rev.

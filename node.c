@@ -634,13 +634,27 @@ static void backend_work(void *arg)
 
 static void on_backend_timer(struct loop *l, void *arg);
 
+/* Alone in the configuration, no follower will ever be sent the log: what
+ * the db holds need not stay in memory too (raft asks for a newer snapshot
+ * should a member be added; maybe_snapshot makes it). */
+static void compact_alone(struct node *n)
+{
+    struct api_raft_conf_state cs;
+    raft_conf_state(n->raft, &cs);
+    if (cs.n_voters == 1 && !cs.n_learners && cs.voters[0] == n->member_id)
+        (void)!raft_compact(n->raft, n->db_index); /* refused until raft saw it persisted: next time */
+}
+
 static void backend_done(struct loop *l, void *arg)
 {
     struct node *n = arg;
     int rc = backend_commit_finish(n->be, n->bjob, (int64_t)loop_now_ms(l));
     n->bjob = NULL;
-    if (rc == 0)
+    if (rc == 0) {
         n->db_index = n->bjob_index;
+        mvcc_evict(n->srv->mvcc, backend_durable_rev(n->be));
+        compact_alone(n);
+    }
     if (rc == DB_ENOSPC) {
         char fields[256];
         snprintf(fields, sizeof fields, "\"error\":\"%s\"", db_strerror(rc));
@@ -779,15 +793,14 @@ static uint64_t *copy_ids(const uint64_t *v, size_t n)
 /* Starts a snapshot when one is due and the WAL is free. */
 static void maybe_snapshot(struct node *n)
 {
-    if (n->stopping || n->job_running || !n->snapshot_count || n->db_index <= n->snap_index ||
-        n->db_index - n->snap_index <= n->snapshot_count || loop_now_ms(n->loop) < n->snap_retry_ms)
-        return;
-    uint64_t index = n->db_index, term;
-    if (raft_term_at(n->raft, index, &term) < 0)
-        return;
     struct raft_status st;
     raft_status(n->raft, &st);
-    if (index > st.applied)
+    if (n->stopping || n->job_running || !n->snapshot_count || n->db_index <= n->snap_index ||
+        (n->db_index - n->snap_index <= n->snapshot_count && !st.want_snapshot) ||
+        loop_now_ms(n->loop) < n->snap_retry_ms)
+        return;
+    uint64_t index = n->db_index, term;
+    if (raft_term_at(n->raft, index, &term) < 0 || index > st.applied)
         return;
     struct snap_job *j = mem_calloc(1, sizeof *j);
     if (!j)
@@ -1305,6 +1318,7 @@ static int open_backend(struct node *n, const struct node_config *cfg, bool rest
     if (backend_open(path, NULL, &n->be, err, cap) < 0)
         return -1;
     struct backend_state st;
+    mvcc_set_loader(n->srv->mvcc, &(struct mvcc_loader){backend_value, backend_value_done, n->be});
     int rc = backend_load(n->be, n->srv->mvcc, &st);
     if (rc < 0) {
         snprintf(err, cap, "failed to load the backend: %s", backend_errmsg(n->be));

@@ -127,6 +127,7 @@ struct raft {
 
     struct api_raft_snapshot *r_snap; /* inside a blob, or NULL */
     bool r_snap_pending;              /* received: the next ready hands it out */
+    bool r_want_snap;                 /* a follower needs a snapshot newer than r_snap */
 
     struct raft_read *r_reads; /* owned: waiting for heartbeat acks */
     size_t r_n_reads, r_cap_reads;
@@ -817,8 +818,15 @@ static bool raft_maybe_send_append(struct raft *r, struct raft_progress *pr, boo
     if (compacted) {
         /* A follower that does not answer gets no snapshot: it would only
          * pin the snapshot in flight (etcd does the same). */
-        if (!pr->p_recent_active || !r->r_snap)
+        if (!pr->p_recent_active)
             return false;
+        /* The log was compacted past the snapshot while this member was
+         * alone: the follower could not continue from it.  The caller is
+         * asked for a new one (etcd's ErrSnapshotTemporarilyUnavailable). */
+        if (!r->r_snap || r->r_snap->metadata->index + 1 < g->g_first) {
+            r->r_want_snap = true;
+            return false;
+        }
         m.type = RAFT_MSG_SNAP;
         m.snapshot = r->r_snap;
         raft_pr_reset_state(pr, RAFT_PROGRESS_SNAPSHOT);
@@ -2178,6 +2186,8 @@ int raft_snapshot_create(struct raft *r, uint64_t index, const struct api_raft_c
      * applied, so this one cannot replace it (index <= applied). */
     assert(!r->r_snap_pending);
     raft_snap_set(r, s);
+    if (index + 1 >= g->g_first)
+        r->r_want_snap = false;
     return 0;
 }
 
@@ -2193,8 +2203,9 @@ int raft_compact(struct raft *r, uint64_t index)
         return r->r_err;
     if (index < g->g_first)
         return 0;
-    if (index > g->g_applied || index >= g->g_unstable || !r->r_snap ||
-        index > r->r_snap->metadata->index)
+    bool alone = r->r_n_prs == 1 && r->r_prs[0].p_id == r->r_id;
+    if (index > g->g_applied || index >= g->g_unstable ||
+        (!alone && (!r->r_snap || index > r->r_snap->metadata->index)))
         return RAFT_EINVAL;
     raft_log_compact(r, index);
     return 0;
@@ -2217,6 +2228,7 @@ void raft_status(const struct raft *r, struct raft_status *st)
         .lead_transferee = r->r_transferee,
         .role = r->r_role,
         .learner = r->r_learner,
+        .want_snapshot = r->r_want_snap,
         .log_bytes = g->g_bytes,
     };
 }

@@ -277,7 +277,10 @@ int raft_snapshot_create(struct raft *r, uint64_t index, const struct api_raft_c
  * valid until the snapshot changes and the ready after that is advanced. */
 const struct api_raft_snapshot *raft_snapshot(const struct raft *r);
 /* Drop the entries up to `index`, which must be persisted, applied and
- * covered by the snapshot.  0 (also when already compacted); RAFT_EINVAL. */
+ * covered by the snapshot, unless this member is the configuration's only
+ * one: then no follower needs them, and should one be added later, raft
+ * asks for a newer snapshot (raft_status' want_snapshot) before it sends
+ * it any.  0 (also when already compacted); RAFT_EINVAL. */
 int raft_compact(struct raft *r, uint64_t index) RAFT_MUST_CHECK;
 
 /* ---- status ---- */
@@ -288,6 +291,9 @@ struct raft_status {
     uint64_t lead_transferee;         /* 0 = none */
     enum raft_role role;
     bool learner;
+    bool want_snapshot; /* a follower needs entries the log no longer holds,
+                           and the snapshot does not reach them: create a
+                           newer one (raft_snapshot_create) */
     size_t log_bytes; /* entry data held */
 };
 

@@ -2123,14 +2123,123 @@ static void verify_all(struct mvcc *m, const struct model *md)
     check_tree(m);
 }
 
-static void run_random(uint64_t seed, int steps)
+/* A backend for the evicting runs: every revision the feed reported, kept
+ * in (main, sub) order as the key bucket keeps them. */
+struct disk_rev {
+    int64_t main, sub;
+    uint8_t *key, *val;
+    size_t klen, vlen;
+};
+
+static struct {
+    bool on;
+    struct disk_rev *v;
+    size_t n, cap;
+    int64_t durable; /* mvcc_evict'ed up to here */
+    long loads, dones;
+    bool open;       /* a call's loads are under way */
+} disk;
+
+static int disk_load(void *ctx, struct pb_bytes key, int64_t main, int64_t sub, struct mem_arena *a,
+                     struct pb_bytes *value)
+{
+    (void)ctx;
+    assert_true(main <= disk.durable); /* only what was evicted is asked for */
+    disk.open = true;
+    disk.loads++;
+    size_t lo = 0, hi = disk.n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const struct disk_rev *d = &disk.v[mid];
+        if (d->main < main || (d->main == main && d->sub < sub))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    assert_true(lo < disk.n);
+    const struct disk_rev *d = &disk.v[lo];
+    assert_true(d->main == main && d->sub == sub);
+    assert_int_equal(d->klen, key.len);
+    assert_memory_equal(d->key, key.p, key.len);
+    uint8_t *p = d->vlen ? mem_arena_dup(a, d->val, d->vlen) : NULL;
+    if (d->vlen && !p)
+        return -ERR_NOMEM;
+    *value = (struct pb_bytes){p, d->vlen};
+    return 0;
+}
+
+static void disk_done(void *ctx)
+{
+    (void)ctx;
+    assert_true(disk.open);
+    disk.open = false;
+    disk.dones++;
+}
+
+/* What the backend records after a successful write: the feed. */
+static void disk_record(const struct mvcc *m)
+{
+    for (size_t i = 0; disk.on && i < mvcc_last_n_events(m); i++) {
+        struct mvcc_event ev;
+        mvcc_last_event(m, i, &ev);
+        if (disk.n == disk.cap) {
+            disk.cap = disk.cap ? disk.cap * 2 : 1024;
+            disk.v = realloc(disk.v, disk.cap * sizeof *disk.v);
+            assert_non_null(disk.v);
+        }
+        struct disk_rev *d = &disk.v[disk.n++];
+        d->main = ev.kv.mod_revision;
+        d->sub = ev.sub;
+        d->klen = ev.kv.key.len;
+        d->key = malloc(d->klen + 1);
+        memcpy(d->key, ev.kv.key.p, d->klen);
+        d->vlen = ev.kv.value.len;
+        d->val = malloc(d->vlen + 1);
+        if (d->vlen)
+            memcpy(d->val, ev.kv.value.p, d->vlen);
+    }
+}
+
+static void disk_free(void)
+{
+    for (size_t i = 0; i < disk.n; i++) {
+        free(disk.v[i].key);
+        free(disk.v[i].val);
+    }
+    free(disk.v);
+    memset(&disk, 0, sizeof disk);
+}
+
+/* Values of revisions other than their key's newest still in memory. */
+static size_t resident_old_values(const struct mvcc *m)
+{
+    struct mvcc_iter it;
+    struct mvcc_key *k;
+    size_t n = 0;
+    mvcc_tree_seek(&m->mv_tree, NULL, 0, &it);
+    while ((k = mvcc_iter_next(&it)))
+        for (size_t i = 0; i + 1 < k->k_n; i++)
+            n += k->k_vers[i].v_value != NULL;
+    return n;
+}
+
+/* evicting: the store has a loader (disk) and evicts up to a random durable
+ * revision now and then, so reads of history go through loads. */
+static void run_random(uint64_t seed, int steps, bool evicting)
 {
     struct model md = {.cap = 200000, .rev = 1, .compact = -1};
     md.ev = calloc(md.cap, sizeof *md.ev);
     assert_non_null(md.ev);
     struct mvcc *m = mvcc_new();
+    disk.on = evicting;
+    if (evicting)
+        mvcc_set_loader(m, &(struct mvcc_loader){disk_load, disk_done, NULL});
     rnd_state = seed;
     for (int step = 0; step < steps; step++) {
+        if (evicting && rnd(10) == 0) {
+            disk.durable += (int64_t)rnd((uint32_t)(md.rev - disk.durable + 1));
+            mvcc_evict(m, disk.durable);
+        }
         uint32_t op = rnd(100);
         int rc_e, rc_a;
         size_t saved = md.n;
@@ -2146,6 +2255,7 @@ static void run_random(uint64_t seed, int steps)
             if (!rc_e)
                 same_put(&e, &a);
             check_feed(m, &md, saved, rc_e);
+            disk_record(m);
         } else if (op < 42) {
             struct api_delete_req *q = rnd_delete_req();
             struct api_delete_resp e = {.header = &(struct api_header){0}};
@@ -2156,6 +2266,7 @@ static void run_random(uint64_t seed, int steps)
             assert_int_equal(mvcc_delete(m, q, &arena, &a), 0);
             same_delete(&e, &a);
             check_feed(m, &md, saved, 0);
+            disk_record(m);
         } else if (op < 70) {
             struct api_range_req *q = rnd_range_req(&md);
             struct api_range_resp e = {.header = &(struct api_header){0}};
@@ -2175,6 +2286,7 @@ static void run_random(uint64_t seed, int steps)
             if (!rc_e)
                 same_txn(&e, &a);
             check_feed(m, &md, saved, rc_e);
+            disk_record(m);
         } else {
             int64_t rev = md.compact - 1 + (int64_t)rnd((uint32_t)(md.rev - md.compact + 3));
             rc_e = rev <= md.compact ? -ERR_COMPACTED : rev > md.rev ? -ERR_FUTURE_REV : 0;
@@ -2190,6 +2302,16 @@ static void run_random(uint64_t seed, int steps)
         mem_arena_reset(&arena);
     }
     verify_all(m, &md);
+    if (evicting) {
+        disk.durable = md.rev;
+        mvcc_evict(m, md.rev);
+        assert_int_equal(resident_old_values(m), 0);
+        verify_all(m, &md);
+        print_message("evicting run: %ld loads in %ld calls\n", disk.loads, disk.dones);
+        assert_true(disk.loads > 0);
+        assert_false(disk.open);
+        disk_free();
+    }
     mvcc_free(m);
     free(md.ev);
 }
@@ -2198,7 +2320,15 @@ static void test_random(void **state)
 {
     (void)state;
     for (uint64_t seed = 1; seed <= 8; seed++)
-        run_random(seed * 0x9E3779B97F4A7C15ull, 3000);
+        run_random(seed * 0x9E3779B97F4A7C15ull, 3000, false);
+}
+
+/* The same with values evicted and read back from a backend. */
+static void test_random_evicting(void **state)
+{
+    (void)state;
+    for (uint64_t seed = 1; seed <= 6; seed++)
+        run_random(seed * 0xD1B54A32D192ED03ull, 3000, true);
 }
 
 /* ---- allocation failures ---- */
@@ -2384,6 +2514,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_events_since, setup, teardown),
         cmocka_unit_test_setup_teardown(test_big_tree, setup, teardown),
         cmocka_unit_test_setup_teardown(test_random, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_random_evicting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nomem, setup, teardown),
     };
     return cmocka_run_group_tests_name("mvcc", tests, NULL, NULL);

@@ -122,6 +122,8 @@ struct cluster {
     uint64_t rng;
     struct raft_config cfg; /* template for every node */
     uint64_t snap_every, snap_keep; /* 0 = never snapshot */
+    bool compact_alone; /* a lone member compacts its log up to applied, as
+                           node.c does, and snapshots when raft asks */
 
     uint64_t *term_leader;
     size_t cap_term_leader;
@@ -414,9 +416,17 @@ static void node_complete(struct cluster *c, struct node *nd)
     assert_int_equal(raft_advance(nd->r, rd), 0);
     nd->has_rd = false;
 
+    if (c->compact_alone) {
+        const struct raft_log *g = &nd->r->r_log;
+        uint64_t ci = nd->applied < g->g_unstable ? nd->applied : g->g_unstable - 1;
+        if (nd->r->r_n_prs == 1 && ci >= g->g_first)
+            assert_int_equal(raft_compact(nd->r, ci), 0);
+    }
+    struct raft_status st;
+    raft_status(nd->r, &st);
     /* (a snapshot received meanwhile, not yet handed out, is newer) */
     const struct api_raft_snapshot *cur = raft_snapshot(nd->r);
-    if (c->snap_every && nd->applied >= nd->snap_index + c->snap_every &&
+    if (((c->snap_every && nd->applied >= nd->snap_index + c->snap_every) || st.want_snapshot) &&
         (!cur || cur->metadata->index < nd->applied)) {
         struct api_raft_conf_state cs;
         uint8_t data[16];
@@ -1453,6 +1463,50 @@ static bool has_id(const uint64_t *v, size_t n, uint64_t id)
     return false;
 }
 
+/* A lone member keeps no log in memory beyond what it applied, with no
+ * snapshot at all; a member added later gets a snapshot raft asks for. */
+static void test_compact_alone(void **state)
+{
+    (void)state;
+    struct cluster c;
+    cluster_init(&c, 2, 1, 77, true, true); /* node 2 exists, not a member */
+    c.compact_alone = true;
+    settle(&c);
+    elect(&c, 1);
+    for (int i = 0; i < 30; i++) {
+        propose(&c, 1, "a");
+        settle(&c);
+    }
+    struct raft *r1 = R(&c, 1);
+    assert_false(N(&c, 1)->has_snap);
+    assert_null(raft_snapshot(r1));
+    assert_true(r1->r_log.g_first > 30);
+    assert_true(r1->r_log.g_n <= 2);
+    struct raft_status st;
+    raft_status(r1, &st);
+    assert_false(st.want_snapshot);
+    /* not alone any more: nothing past the snapshot may go */
+    propose_cc(&c, 1, API_CONF_ADD_NODE, 2);
+    for (int t = 0; t < 5; t++) {
+        tick_all(&c);
+        settle(&c);
+    }
+    assert_true(N(&c, 1)->has_snap);
+    assert_true(c.snaps_sent >= 1);
+    assert_int_equal(N(&c, 2)->applied, N(&c, 1)->applied);
+    assert_int_equal(N(&c, 2)->sm, N(&c, 1)->sm);
+    raft_status(r1, &st);
+    assert_false(st.want_snapshot);
+    uint64_t first = r1->r_log.g_first;
+    propose(&c, 1, "b");
+    settle(&c);
+    assert_int_equal(raft_compact(r1, r1->r_log.g_applied), RAFT_EINVAL);
+    assert_int_equal(r1->r_log.g_first, first);
+    assert_int_equal(N(&c, 2)->sm, N(&c, 1)->sm);
+    check_safety(&c);
+    cluster_free(&c);
+}
+
 static void test_conf_change(void **state)
 {
     (void)state;
@@ -1905,6 +1959,7 @@ int main(void)
         cmocka_unit_test(test_read_index),
         cmocka_unit_test(test_read_index_new_leader),
         cmocka_unit_test(test_snapshot_catch_up),
+        cmocka_unit_test(test_compact_alone),
         cmocka_unit_test(test_snapshot_failure),
         cmocka_unit_test(test_conf_change),
         cmocka_unit_test(test_leader_transfer),
