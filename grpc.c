@@ -13,6 +13,7 @@
 #include "err.h"
 
 #define GRPC_ARENA_LIMIT (64u << 20) /* per call: decoded request + response */
+#define GRPC_LOCAL_PIECES 8
 
 struct grpc_call {
     struct grpc_conn *gc; /* NULL once the connection is gone */
@@ -284,6 +285,38 @@ int grpc_call_send(struct grpc_call *call, const struct pb_msgdesc *d, const voi
         return -1;
     int r = send_message(call, d, msg);
     conn_wake(call->gc);
+    return r;
+}
+
+int grpc_call_send_pieces(struct grpc_call *call, const struct h2_piece *pc, size_t n)
+{
+    if (grpc_call_dead(call) || call->ended)
+        return -1;
+    /* the prefix is one more piece in front: on the stack for the usual
+     * few pieces */
+    struct h2_piece local[GRPC_LOCAL_PIECES];
+    struct h2_piece *all = local;
+    if (n >= GRPC_LOCAL_PIECES) {
+        all = n < SIZE_MAX / sizeof *all ? mem_alloc((n + 1) * sizeof *all) : NULL;
+        if (!all)
+            return -1;
+    }
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) {
+        len += pc[i].len;
+        all[i + 1] = pc[i];
+    }
+    uint8_t prefix[5] = {0, (uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
+                         (uint8_t)len};
+    all[0] = (struct h2_piece){prefix, 5, NULL};
+    struct grpc_conn *gc = call->gc;
+    int r = -1;
+    if (len <= 0xffffffffu && send_response_headers(call) == 0 &&
+        h2_conn_submit_datav(gc->h2, call->sid, all, n + 1, false) == 0)
+        r = 0;
+    if (all != local)
+        mem_free(all);
+    conn_wake(gc);
     return r;
 }
 

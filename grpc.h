@@ -85,6 +85,12 @@ void grpc_call_fail(struct grpc_call *call, int code, const char *msg);
 int grpc_call_send(struct grpc_call *call, const struct pb_msgdesc *d, const void *msg)
     __attribute__((warn_unused_result));
 
+/* Streaming: sends one message already encoded, the concatenation of
+ * pc[0..n); blob pieces may go out by reference (see h2_piece).  0, -1 on
+ * OOM or if the call is dead. */
+int grpc_call_send_pieces(struct grpc_call *call, const struct h2_piece *pc, size_t n)
+    __attribute__((warn_unused_result));
+
 /* Percent-encodes s for grpc-message into out (NUL-terminated);
  * returns the length.  out must hold 3*strlen(s)+1 bytes. */
 size_t grpc_percent_encode(const char *s, char *out);

@@ -16,7 +16,12 @@
  * answer late frames correctly.  Received header blocks decode into a
  * per-connection arena reset on every h2_conn_feed call; DATA payloads are
  * handed out in place.  Frames are written straight into one output buffer
- * that is consumed by moving an offset, not by memmove.
+ * that is consumed by moving an offset, not by memmove.  DATA bytes that
+ * live in a shared blob (h2_piece) are not copied there: the output is then
+ * a list of segments, runs of the buffer between references to blobs, and
+ * the caller writes it with one writev (h2_conn_outputv).  A stream held
+ * back by flow control copies what it cannot send yet into its own queue,
+ * so blobs are only ever referenced from the output.
  */
 #include "h2.h"
 
@@ -71,8 +76,12 @@ enum {
  * while the caller has not drained the output: past this the peer is
  * flooding us faster than it reads. */
 #define H2_MAX_QUEUED_CONTROL 10000
-/* An output buffer this large is released once drained. */
+/* An output buffer this large is released once drained, unless it was a
+ * quarter full or more: a connection that keeps sending that much reuses
+ * its buffer instead of paging a fresh one in every time. */
 #define H2_OUT_KEEP (256 * 1024)
+/* Blob bytes shorter than this are copied: a reference costs an iovec. */
+#define H2_REF_MIN 128
 /* DATA stays in its stream's queue while this much output is unsent: a peer
  * that opens huge windows but does not read cannot make the connection's
  * output buffer grow without bound (the stream queues are what callers
@@ -147,7 +156,23 @@ struct h2_conn {
     struct mem_buf scratch;  /* owned: header blocks being framed */
     struct mem_buf out;      /* owned: bytes to write, from out_off */
     size_t out_off;
+    /* The output in order: segments from seg_head, then the bytes of out
+     * that no segment covers.  A run segment stands for its length of out's
+     * bytes (the next ones from out_off); a blob segment for bytes of a
+     * blob.  Without blobs there are no segments at all. */
+    struct h2_seg *segs; /* owned; each blob segment holds a reference */
+    size_t seg_head, n_segs, cap_segs;
+    size_t out_mark; /* out's bytes before max(out_mark, out_off) are covered */
+    size_t ref_bytes; /* unsent bytes in blob segments */
     uint32_t control_queued;
+};
+
+/* A stretch of the output: blob NULL for a run of out's bytes, else bytes
+ * of the blob. */
+struct h2_seg {
+    struct h2_blob *blob;
+    const uint8_t *p;
+    size_t len;
 };
 
 enum h2_block_kind { H2_BLOCK_REQUEST, H2_BLOCK_RESPONSE, H2_BLOCK_TRAILERS };
@@ -166,8 +191,8 @@ static int h2_send_headers(struct h2_conn *c, uint32_t id, const struct h2_heade
                            bool end_stream) MEM_MUST_CHECK;
 static int h2_table_insert(struct h2_conn *c, struct h2_stream *s) MEM_MUST_CHECK;
 static void h2_stream_close(struct h2_conn *c, struct h2_stream *s, bool deferred);
-static long h2_frame_data(struct h2_conn *c, struct h2_stream *s, const uint8_t *p, size_t n,
-                          bool end) MEM_MUST_CHECK;
+static long h2_frame_data(struct h2_conn *c, struct h2_stream *s, const struct h2_piece *pc,
+                          size_t n, bool end) MEM_MUST_CHECK;
 static int h2_flush_stream(struct h2_conn *c, struct h2_stream *s) MEM_MUST_CHECK;
 static int h2_flush_pending(struct h2_conn *c) MEM_MUST_CHECK;
 static int h2_credit_conn(struct h2_conn *c, uint32_t n) MEM_MUST_CHECK;
@@ -205,6 +230,7 @@ static uint8_t *h2_out_space(struct h2_conn *c, size_t n)
     if (c->out_off && n > o->cap - o->len) {
         memmove(o->data, o->data + c->out_off, o->len - c->out_off);
         o->len -= c->out_off;
+        c->out_mark = c->out_mark > c->out_off ? c->out_mark - c->out_off : 0;
         c->out_off = 0;
     }
     if (mem_buf_reserve(o, n) < 0)
@@ -212,12 +238,57 @@ static uint8_t *h2_out_space(struct h2_conn *c, size_t n)
     return o->data + o->len;
 }
 
-/* Appends a frame header and reserves payload bytes; returns where the
- * payload goes, or NULL on OOM. */
-static uint8_t *h2_frame(struct h2_conn *c, uint8_t type, uint8_t flags, uint32_t id,
-                         size_t payload)
+/* 0 or -1 on OOM. */
+static int h2_seg_push(struct h2_conn *c, struct h2_blob *b, const uint8_t *p, size_t len)
 {
-    uint8_t *p = h2_out_space(c, H2_FRAME_HDR + payload);
+    if (c->n_segs == c->cap_segs) {
+        if (c->seg_head) {
+            c->n_segs -= c->seg_head;
+            memmove(c->segs, c->segs + c->seg_head, c->n_segs * sizeof *c->segs);
+            c->seg_head = 0;
+        } else {
+            size_t cap = c->cap_segs ? c->cap_segs * 2 : 64;
+            struct h2_seg *g = cap <= SIZE_MAX / sizeof *g ? mem_realloc(c->segs, cap * sizeof *g)
+                                                           : NULL;
+            if (!g)
+                return -1;
+            c->segs = g;
+            c->cap_segs = cap;
+        }
+    }
+    c->segs[c->n_segs++] = (struct h2_seg){b, p, len};
+    return 0;
+}
+
+/* Appends len bytes of blob b at p to the output by reference.  0 or -1
+ * on OOM. */
+static int h2_out_ref(struct h2_conn *c, struct h2_blob *b, const uint8_t *p, size_t len)
+{
+    size_t from = c->out_mark > c->out_off ? c->out_mark : c->out_off;
+    if (c->out.len > from) {
+        if (h2_seg_push(c, NULL, NULL, c->out.len - from) < 0)
+            return -1;
+        c->out_mark = c->out.len;
+    }
+    if (h2_seg_push(c, b, p, len) < 0)
+        return -1;
+    b->b_refs++;
+    c->ref_bytes += len;
+    return 0;
+}
+
+size_t h2_conn_unsent(const struct h2_conn *c)
+{
+    return c->out.len - c->out_off + c->ref_bytes;
+}
+
+/* Appends a frame header announcing payload bytes and reserves the first
+ * room of them (the caller appends the rest); returns where the payload
+ * goes, or NULL on OOM. */
+static uint8_t *h2_frame_room(struct h2_conn *c, uint8_t type, uint8_t flags, uint32_t id,
+                              size_t payload, size_t room)
+{
+    uint8_t *p = h2_out_space(c, H2_FRAME_HDR + room);
     if (!p)
         return NULL;
     p[0] = (uint8_t)(payload >> 16);
@@ -226,8 +297,16 @@ static uint8_t *h2_frame(struct h2_conn *c, uint8_t type, uint8_t flags, uint32_
     p[3] = type;
     p[4] = flags;
     h2_put32(p + 5, id);
-    c->out.len += H2_FRAME_HDR + payload;
+    c->out.len += H2_FRAME_HDR + room;
     return p + H2_FRAME_HDR;
+}
+
+/* Appends a frame header and reserves payload bytes; returns where the
+ * payload goes, or NULL on OOM. */
+static uint8_t *h2_frame(struct h2_conn *c, uint8_t type, uint8_t flags, uint32_t id,
+                         size_t payload)
+{
+    return h2_frame_room(c, type, flags, id, payload, payload);
 }
 
 static int h2_write_u32_frame(struct h2_conn *c, uint8_t type, uint32_t id, uint32_t v)
@@ -486,16 +565,18 @@ static void h2_stream_maybe_close(struct h2_conn *c, struct h2_stream *s, bool d
 
 /* ---- sending DATA ---- */
 
-/* Frames as much of p[0..n) as the windows allow, in frames of at most the
- * peer's frame size.  END_STREAM goes on the last frame when end is set and
- * everything fit.  Returns the bytes sent, or a negative connection error. */
-static long h2_frame_data(struct h2_conn *c, struct h2_stream *s, const uint8_t *p, size_t n,
-                          bool end)
+/* Frames as much of the first n bytes of the pieces at pc as the windows
+ * allow, in frames of at most the peer's frame size; blob bytes of
+ * H2_REF_MIN or more go by reference.  END_STREAM goes on the last frame
+ * when end is set and everything fit.  Returns the bytes sent, or a
+ * negative connection error. */
+static long h2_frame_data(struct h2_conn *c, struct h2_stream *s, const struct h2_piece *pc,
+                          size_t n, bool end)
 {
-    size_t sent = 0;
+    size_t sent = 0, off = 0; /* off: into *pc */
     for (;;) {
         int64_t win = c->conn_send_window < s->send_window ? c->conn_send_window : s->send_window;
-        size_t unsent = c->out.len - c->out_off;
+        size_t unsent = h2_conn_unsent(c);
         int64_t room = unsent < H2_OUT_CAP ? (int64_t)(H2_OUT_CAP - unsent) : 0;
         if (win > room)
             win = room;
@@ -507,11 +588,27 @@ static long h2_frame_data(struct h2_conn *c, struct h2_stream *s, const uint8_t 
         bool fin = end && sent + chunk == n;
         if (chunk == 0 && !fin)
             break;
-        uint8_t *f = h2_frame(c, H2_FT_DATA, fin ? H2_FL_END_STREAM : 0, s->id, chunk);
-        if (!f)
+        if (!h2_frame_room(c, H2_FT_DATA, fin ? H2_FL_END_STREAM : 0, s->id, chunk, 0))
             return h2_oom(c);
-        if (chunk)
-            memcpy(f, p + sent, chunk);
+        for (size_t left = chunk; left;) {
+            while (off == pc->len) { /* the pieces hold n bytes: never past them */
+                pc++;
+                off = 0;
+            }
+            size_t k = pc->len - off < left ? pc->len - off : left;
+            if (pc->blob && k >= H2_REF_MIN) {
+                if (h2_out_ref(c, pc->blob, pc->p + off, k) < 0)
+                    return h2_oom(c);
+            } else {
+                uint8_t *d = h2_out_space(c, k);
+                if (!d)
+                    return h2_oom(c);
+                memcpy(d, pc->p + off, k);
+                c->out.len += k;
+            }
+            off += k;
+            left -= k;
+        }
         sent += chunk;
         c->conn_send_window -= (int64_t)chunk;
         s->send_window -= (int64_t)chunk;
@@ -533,8 +630,8 @@ static int h2_flush_stream(struct h2_conn *c, struct h2_stream *s)
 {
     size_t qn = s->st_queue.len - s->st_queue_off;
     if (qn || (s->local_end && !s->local_closed && !s->trailers)) {
-        long r = h2_frame_data(c, s, s->st_queue.data + s->st_queue_off, qn,
-                               s->local_end && !s->trailers);
+        struct h2_piece q = {s->st_queue.data + s->st_queue_off, qn, NULL};
+        long r = h2_frame_data(c, s, &q, qn, s->local_end && !s->trailers);
         if (r < 0)
             return (int)r;
         s->st_queue_off += (size_t)r;
@@ -1215,6 +1312,9 @@ void h2_conn_free(struct h2_conn *c)
         c->free_streams = s->free_next;
         mem_free(s);
     }
+    for (size_t i = c->seg_head; i < c->n_segs; i++)
+        h2_blob_put(c->segs[i].blob);
+    mem_free(c->segs);
     mem_free(c->buckets);
     mem_buf_free(&c->hdr_buf);
     mem_buf_free(&c->scratch);
@@ -1342,12 +1442,21 @@ int h2_conn_submit_headers(struct h2_conn *c, uint32_t stream_id, const struct h
 int h2_conn_submit_data(struct h2_conn *c, uint32_t stream_id, const uint8_t *p, size_t n,
                         bool end_stream)
 {
+    struct h2_piece pc = {p, n, NULL};
+    return h2_conn_submit_datav(c, stream_id, &pc, 1, end_stream);
+}
+
+int h2_conn_submit_datav(struct h2_conn *c, uint32_t stream_id, const struct h2_piece *pc,
+                         size_t npc, bool end_stream)
+{
     struct h2_stream *s = h2_sendable(c, stream_id);
     if (!s)
         return -2;
-    size_t sent = 0;
+    size_t n = 0, sent = 0;
+    for (size_t i = 0; i < npc; i++)
+        n += pc[i].len;
     if (!s->pending) {
-        long r = h2_frame_data(c, s, p, n, end_stream);
+        long r = h2_frame_data(c, s, pc, n, end_stream);
         if (r < 0)
             return -1;
         sent = (size_t)r;
@@ -1364,9 +1473,17 @@ int h2_conn_submit_data(struct h2_conn *c, uint32_t stream_id, const uint8_t *p,
             q->len -= s->st_queue_off;
             s->st_queue_off = 0;
         }
-        if (mem_buf_append(q, p + sent, n - sent) < 0) {
+        if (mem_buf_reserve(q, n - sent) < 0) {
             (void)h2_oom(c);
             return -1;
+        }
+        /* what flow control holds back is copied: blobs are referenced
+         * from the output only */
+        for (size_t i = 0; i < npc; i++) {
+            size_t skip = sent < pc[i].len ? sent : pc[i].len;
+            memcpy(q->data + q->len, pc[i].p + skip, pc[i].len - skip);
+            q->len += pc[i].len - skip;
+            sent -= skip;
         }
         h2_pending_add(c, s);
         return 0;
@@ -1426,23 +1543,78 @@ void h2_conn_ping(struct h2_conn *c, uint64_t opaque)
 
 const uint8_t *h2_conn_output(struct h2_conn *c, size_t *len)
 {
+    if (c->seg_head < c->n_segs) {
+        const struct h2_seg *g = &c->segs[c->seg_head];
+        *len = g->len;
+        return g->blob ? g->p : c->out.data + c->out_off;
+    }
     *len = c->out.len - c->out_off;
     return *len ? c->out.data + c->out_off : NULL;
 }
 
+size_t h2_conn_outputv(struct h2_conn *c, struct iovec *iov, size_t max)
+{
+    size_t k = 0, off = c->out_off;
+    for (size_t i = c->seg_head; i < c->n_segs && k < max; i++) {
+        const struct h2_seg *g = &c->segs[i];
+        iov[k++] = (struct iovec){(void *)(g->blob ? g->p : c->out.data + off), g->len};
+        if (!g->blob)
+            off += g->len;
+    }
+    if (k < max && c->out.len > off)
+        iov[k++] = (struct iovec){c->out.data + off, c->out.len - off};
+    return k;
+}
+
 void h2_conn_output_done(struct h2_conn *c, size_t n)
 {
+    while (n && c->seg_head < c->n_segs) {
+        struct h2_seg *g = &c->segs[c->seg_head];
+        size_t k = n < g->len ? n : g->len;
+        if (g->blob) {
+            g->p += k;
+            c->ref_bytes -= k;
+        } else {
+            c->out_off += k;
+        }
+        g->len -= k;
+        n -= k;
+        if (g->len)
+            break;
+        h2_blob_put(g->blob);
+        c->seg_head++;
+    }
+    if (c->seg_head == c->n_segs)
+        c->seg_head = c->n_segs = 0;
     c->out_off += n;
+    size_t drained = c->out.len;
     /* streams held back by H2_OUT_CAP continue as the output drains; an
      * error here is the connection's and shows on the next feed */
-    if (c->pend_head && c->out.len - c->out_off < H2_OUT_CAP / 2)
+    if (c->pend_head && h2_conn_unsent(c) < H2_OUT_CAP / 2)
         (void)!h2_flush_pending(c);
-    if (c->out_off < c->out.len)
+    if (c->out_off < c->out.len || c->n_segs)
         return;
-    c->out_off = c->out.len = 0;
+    c->out_off = c->out.len = c->out_mark = 0;
     c->control_queued = 0;
-    if (c->out.cap > H2_OUT_KEEP)
+    if (c->out.cap > H2_OUT_KEEP && drained < c->out.cap / 4)
         mem_buf_free(&c->out);
+}
+
+struct h2_blob *h2_blob_new(const uint8_t *p, size_t n)
+{
+    struct h2_blob *b = n <= SIZE_MAX - sizeof *b ? mem_alloc(sizeof *b + n) : NULL;
+    if (!b)
+        return NULL;
+    b->b_refs = 1;
+    b->b_len = n;
+    memcpy(b->b_data, p, n);
+    return b;
+}
+
+void h2_blob_put(struct h2_blob *b)
+{
+    if (b && !--b->b_refs)
+        mem_free(b);
 }
 
 size_t h2_stream_queued(const struct h2_conn *c, uint32_t stream_id)

@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "mem.h"
 
@@ -121,6 +122,35 @@ int h2_conn_submit_headers(struct h2_conn *c, uint32_t stream_id, const struct h
 int h2_conn_submit_data(struct h2_conn *c, uint32_t stream_id, const uint8_t *p, size_t n,
                         bool end_stream) MEM_MUST_CHECK;
 
+/* Immutable bytes shared by many streams and connections (one watch
+ * event's encoding sent to every watcher): DATA may reference them instead
+ * of copying them, and the output holds a reference until they are
+ * written.  Owned by its references; single-threaded. */
+struct h2_blob {
+    size_t b_refs;
+    size_t b_len;
+    uint8_t b_data[];
+};
+
+/* A copy of p[0..n) with one reference, the caller's.  NULL on OOM. */
+struct h2_blob *h2_blob_new(const uint8_t *p, size_t n) MEM_MUST_CHECK;
+/* Drops a reference; the last one frees it.  NULL is fine. */
+void h2_blob_put(struct h2_blob *b);
+
+/* Part of a DATA payload: len bytes at p, which lie inside blob when it is
+ * set (they may then go out by reference: the blob must stay unchanged). */
+struct h2_piece {
+    const uint8_t *p;
+    size_t len;
+    struct h2_blob *blob;
+};
+
+/* h2_conn_submit_data of the concatenation of pc[0..npc).  Blob bytes the
+ * windows let out at once are referenced from the output; what flow
+ * control holds back is copied into the stream's queue.  Same returns. */
+int h2_conn_submit_datav(struct h2_conn *c, uint32_t stream_id, const struct h2_piece *pc,
+                         size_t npc, bool end_stream) MEM_MUST_CHECK;
+
 /* Client: opens a new stream with request headers; returns its id (> 0),
  * -1 on OOM, -2 when no more streams may be opened (limit or GOAWAY). */
 int64_t h2_conn_request(struct h2_conn *c, const struct h2_header *h, size_t n,
@@ -135,10 +165,17 @@ void h2_conn_goaway(struct h2_conn *c, enum h2_error code);
 /* Sends a PING that the peer must acknowledge (client keepalive). */
 void h2_conn_ping(struct h2_conn *c, uint64_t opaque);
 
-/* Bytes ready to write; *len = 0 when nothing is pending.  The pointer stays
- * valid until the next call into the connection. */
+/* Bytes ready to write, the first contiguous stretch of them (the output
+ * is in several when it references blobs); *len = 0 when nothing is
+ * pending.  The pointer stays valid until the next call into the
+ * connection. */
 const uint8_t *h2_conn_output(struct h2_conn *c, size_t *len);
-/* The caller wrote n bytes of what h2_conn_output returned. */
+/* The pending output as up to max iovecs, in order, for writev; returns
+ * how many were filled (0: nothing pending).  Valid as h2_conn_output's. */
+size_t h2_conn_outputv(struct h2_conn *c, struct iovec *iov, size_t max);
+/* Bytes of output pending, in all. */
+size_t h2_conn_unsent(const struct h2_conn *c);
+/* The caller wrote the first n bytes of the pending output. */
 void h2_conn_output_done(struct h2_conn *c, size_t n);
 
 /* Bytes queued on a stream that flow control has not let out yet (for

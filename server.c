@@ -18,6 +18,7 @@
 #include <sys/epoll.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "compactor.h"
@@ -31,6 +32,8 @@
 #include "watch.h"
 
 #define CONN_READ_CHUNK 65536
+#define CONN_IOV 1024 /* IOV_MAX on Linux */
+#define CONN_EAGER_WRITE (256u * 1024)
 #define CONN_OUT_HIGH (4u << 20) /* stop reading while this much output is unsent */
 #define GRPC_OVERHEAD (512u * 1024) /* etcd: grpc max recv = max-request-bytes + 512 KiB */
 
@@ -59,6 +62,7 @@ struct server_conn {
 
 static void conn_close(struct server_conn *c);
 static void conn_flush(struct server_conn *c);
+static ssize_t conn_write(struct server_conn *c);
 
 /* ---- URLs ---- */
 
@@ -239,9 +243,19 @@ static void conn_schedule_flush(struct server_conn *c)
     c->flush_pending = true;
 }
 
+/* Output made outside of the connection's own events (watch events, late
+ * replies) goes out at the end of the turn, all of it in one write; but a
+ * connection that gets a lot in one turn (thousands of watchers times
+ * several writes) writes it as it comes, so its buffer stays small and
+ * warm instead of holding the turn's output while its streams queue
+ * behind h2's cap on unsent output.  A write error is left to the
+ * deferred flush. */
 static void grpc_wake(void *owner)
 {
-    conn_schedule_flush(owner);
+    struct server_conn *c = owner;
+    conn_schedule_flush(c);
+    if (c->mode == CONN_H2 && h2_conn_unsent(c->h2) >= CONN_EAGER_WRITE)
+        (void)conn_write(c);
 }
 
 /* Releases everything but the struct itself, which is freed by the pending
@@ -264,42 +278,57 @@ static void conn_close(struct server_conn *c)
     /* if even that failed the struct leaks rather than dangling */
 }
 
-/* Writes as much pending output as the socket takes. */
-static void conn_flush(struct server_conn *c)
+/* Writes as much pending output as the socket takes: one sendmsg per
+ * CONN_IOV stretches of it (h2 output references shared event bytes).
+ * Returns the bytes left pending, or -1 on a write error.  Closes nothing:
+ * callers may be inside the connection's handlers. */
+static ssize_t conn_write(struct server_conn *c)
 {
-    size_t pending = 0;
     for (;;) {
-        const uint8_t *p;
-        size_t n;
+        struct iovec iov[CONN_IOV];
+        size_t k, n = 0;
         if (c->mode == CONN_H2) {
-            p = h2_conn_output(c->h2, &n);
+            k = h2_conn_outputv(c->h2, iov, CONN_IOV);
         } else {
-            p = c->http_out.data;
-            n = c->http_out.len;
+            iov[0] = (struct iovec){c->http_out.data, c->http_out.len};
+            k = c->http_out.len > 0;
         }
-        if (n == 0)
+        if (k == 0)
             break;
-        ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
+        for (size_t i = 0; i < k; i++)
+            n += iov[i].iov_len;
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = k};
+        ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                pending = n;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
                 break;
-            }
-            conn_close(c);
-            return;
+            return -1;
         }
         if (c->mode == CONN_H2)
             h2_conn_output_done(c->h2, (size_t)w);
         else
             mem_buf_consume(&c->http_out, (size_t)w);
+        if ((size_t)w < n) /* the socket is full */
+            break;
+    }
+    return (ssize_t)(c->mode == CONN_H2 ? h2_conn_unsent(c->h2) : c->http_out.len);
+}
+
+/* Writes pending output; what the socket does not take waits for EPOLLOUT. */
+static void conn_flush(struct server_conn *c)
+{
+    ssize_t pending = conn_write(c);
+    if (pending < 0) {
+        conn_close(c);
+        return;
     }
     if (!pending && c->close_after_write) {
         conn_close(c);
         return;
     }
-    conn_set_events(c, pending < CONN_OUT_HIGH && !c->close_after_write, pending > 0);
+    conn_set_events(c, (size_t)pending < CONN_OUT_HIGH && !c->close_after_write, pending > 0);
 }
 
 static int conn_start_h2(struct server_conn *c)

@@ -18,9 +18,14 @@
  * drains, so a slow client costs the hub nothing but its watch records.
  *
  * Each write's events are encoded once per form (with and without
- * prev_kv) and the same bytes go into every watch's response: responses are
- * encoded through a private descriptor whose field 11 is repeated bytes,
- * which protobuf writes exactly as it writes the repeated Event messages.
+ * prev_kv), as WatchResponse's field 11 records, into one shared blob
+ * (h2.h) that every watch's response references rather than copies: per
+ * watch only the head is written (the header, the same for the whole
+ * write, and the watch's id), then the gRPC prefix and the DATA frame
+ * header.  The bytes are those pb.c would write for the whole response.
+ * History batches, fragmented and control responses are encoded through a
+ * private descriptor whose field 11 is repeated bytes, which protobuf
+ * writes exactly as it writes the repeated Event messages.
  *
  * A send that fails (out of memory) fails the whole stream, as etcd's send
  * loop ends on a send error; failed streams are ended (reaped) at the end
@@ -51,6 +56,9 @@
 #define WATCH_RETRY_MS 10      /* a full stream is looked at again after this (etcd's victim loop) */
 #define WATCH_SCRATCH_KEEP (1u << 20)
 #define WATCH_NO_IDX SIZE_MAX
+#define WATCH_NEEDED (SIZE_MAX - 1) /* an encoding some watch needs, not made yet */
+#define WATCH_HEAD_MAX 80 /* a live response's head: header field (<= 48) and watch_id */
+#define WATCH_EVENTS_FIELD 11
 
 /* ---- types ---- */
 
@@ -126,7 +134,8 @@ struct watch_pair {
     size_t p_next;
 };
 
-/* Where event i's encodings are in h_enc, with and without prev_kv. */
+/* Where event i's records (field 11: tag, length, Event) are in h_enc, with
+ * and without prev_kv. */
 struct watch_enc {
     size_t e_off[2];
     size_t e_len[2];
@@ -252,8 +261,13 @@ static void watch_scratch_trim(struct watch_hub *h);
 
 static void watch_pair_add(struct watch_hub *h, struct watch_watcher *w, size_t ev);
 static void watch_dispatch(struct watch_hub *h, size_t n, int64_t rev);
-static int watch_deliver(struct watch_hub *h, struct watch_watcher *w, struct watch_enc *enc,
-                         struct pb_bytes *evs, int64_t rev);
+static size_t watch_put_varint(uint8_t *p, uint64_t v);
+static int watch_encode_record(struct watch_hub *h, const struct mvcc_event *ev, bool prev,
+                               size_t *off, size_t *len);
+static void watch_deliver(struct watch_hub *h, struct watch_watcher *w,
+                          const struct watch_enc *enc, struct h2_blob *blob, const uint8_t *head,
+                          size_t head_len, struct h2_piece *pcs, struct pb_bytes *evs,
+                          int64_t rev);
 static void watch_sync(struct watch_hub *h);
 
 static void watch_compacted(struct watch_hub *h, struct watch_watcher *w, int64_t compact);
@@ -826,38 +840,94 @@ static void watch_pair_add(struct watch_hub *h, struct watch_watcher *w, size_t 
     h->h_pairs[h->h_n_pairs++] = (struct watch_pair){ev, WATCH_NO_IDX};
 }
 
-/* Sends w the events chained from w_first, encoding each event in the form
- * w needs at most once per write.  0, or -1 when out of memory before
- * anything was sent (w can be caught up from history instead). */
-static int watch_deliver(struct watch_hub *h, struct watch_watcher *w, struct watch_enc *enc,
-                         struct pb_bytes *evs, int64_t rev)
+/* v as a varint at p; returns its length (at most 10). */
+static size_t watch_put_varint(uint8_t *p, uint64_t v)
 {
-    int form = w->w_prev_kv;
-    size_t n = 0;
-    for (size_t p = w->w_first; p != WATCH_NO_IDX; p = h->h_pairs[p].p_next) {
-        struct watch_enc *e = &enc[h->h_pairs[p].p_ev];
-        if (e->e_off[form] == WATCH_NO_IDX) {
-            struct mvcc_event ev;
-            mvcc_last_event(h->h_mvcc, h->h_pairs[p].p_ev, &ev);
-            if (watch_encode(h, &ev, form, &e->e_off[form], &e->e_len[form]) < 0)
-                return -1;
-        }
-        n++;
-    }
-    /* h_enc has stopped moving: now the pointers */
-    size_t i = 0;
-    for (size_t p = w->w_first; p != WATCH_NO_IDX; p = h->h_pairs[p].p_next) {
-        const struct watch_enc *e = &enc[h->h_pairs[p].p_ev];
-        evs[i++] = (struct pb_bytes){h->h_enc.data + e->e_off[form], e->e_len[form]};
-    }
-    if (watch_send_events(h, w, rev, evs, n) == 0)
-        w->w_progress_due = false;
+    size_t k = 0;
+    for (; v >= 0x80; v >>= 7)
+        p[k++] = (uint8_t)(v | 0x80);
+    p[k++] = (uint8_t)v;
+    return k;
+}
+
+/* Appends ev (with prev_kv if asked and there is one) to h_enc as a
+ * WatchResponse events field: tag, length, Event.  0 or -1 (h_enc
+ * unchanged). */
+static int watch_encode_record(struct watch_hub *h, const struct mvcc_event *ev, bool prev,
+                               size_t *off, size_t *len)
+{
+    struct api_kv kv = ev->kv, pkv = ev->prev;
+    struct api_event e = {.type = ev->type, .kv = &kv,
+                          .prev_kv = prev && ev->has_prev ? &pkv : NULL};
+    size_t n = pb_encoded_size(&api_event_desc, &e);
+    size_t start = h->h_enc.len;
+    if (n > SIZE_MAX - 11 || mem_buf_reserve(&h->h_enc, 11 + n) < 0)
+        return -1;
+    uint8_t *p = h->h_enc.data + start;
+    p[0] = WATCH_EVENTS_FIELD << 3 | 2;
+    size_t k = 1 + watch_put_varint(p + 1, n);
+    pb_encode_to(&api_event_desc, &e, p + k, n);
+    h->h_enc.len = start + k + n;
+    *off = start;
+    *len = k + n;
     return 0;
 }
 
+/* Sends w the events chained from w_first: head (the header field) and
+ * w's id, then slices of blob, one per run of events that lie next to each
+ * other in it (all of them, for a watch on a key or a range that gets the
+ * whole write).  pcs has room for a piece per event and one more, evs for
+ * an Event per event (a fragmented response). */
+static void watch_deliver(struct watch_hub *h, struct watch_watcher *w,
+                          const struct watch_enc *enc, struct h2_blob *blob, const uint8_t *head,
+                          size_t head_len, struct h2_piece *pcs, struct pb_bytes *evs,
+                          int64_t rev)
+{
+    struct watch_stream *s = w->w_stream;
+    int form = w->w_prev_kv;
+    uint8_t hb[WATCH_HEAD_MAX];
+    memcpy(hb, head, head_len);
+    size_t hl = head_len;
+    if (w->w_id) { /* int64 as pb writes it: absent when 0 */
+        hb[hl++] = 2 << 3;
+        hl += watch_put_varint(hb + hl, (uint64_t)w->w_id);
+    }
+    pcs[0] = (struct h2_piece){hb, hl, NULL};
+    size_t k = 1, n = 0, size = hl;
+    for (size_t p = w->w_first; p != WATCH_NO_IDX; p = h->h_pairs[p].p_next) {
+        const struct watch_enc *e = &enc[h->h_pairs[p].p_ev];
+        const uint8_t *r = blob->b_data + e->e_off[form];
+        if (k > 1 && pcs[k - 1].p + pcs[k - 1].len == r)
+            pcs[k - 1].len += e->e_len[form];
+        else
+            pcs[k++] = (struct h2_piece){r, e->e_len[form], blob};
+        size += e->e_len[form];
+        n++;
+    }
+    int rc = -1;
+    if (w->w_fragment && h->h_max_resp && n >= 2 && size >= h->h_max_resp) {
+        n = 0;
+        for (size_t p = w->w_first; p != WATCH_NO_IDX; p = h->h_pairs[p].p_next) {
+            const struct watch_enc *e = &enc[h->h_pairs[p].p_ev];
+            const uint8_t *r = blob->b_data + e->e_off[form];
+            uint64_t el; /* the Event itself, past the record's tag and length */
+            size_t vl = pb_get_varint(r + 1, e->e_len[form] - 1, &el);
+            evs[n++] = (struct pb_bytes){r + 1 + vl, (size_t)el};
+        }
+        rc = watch_send_events(h, w, rev, evs, n);
+    } else if (!s->s_failed) {
+        rc = grpc_call_send_pieces(s->s_call, pcs, k);
+        if (rc < 0)
+            watch_stream_fail(s, ERR_NOMEM);
+    }
+    if (rc == 0)
+        w->w_progress_due = false;
+}
+
 /* The n events of revision rev (the store's last write) to every synced
- * watch they are for: first every match is collected, then each watch gets
- * one response; its events are encoded on first use and shared. */
+ * watch they are for: first every match is collected, then the events the
+ * matched watches need are encoded, each once per form and in order, into
+ * one blob, and each watch gets one response referencing it. */
 static void watch_dispatch(struct watch_hub *h, size_t n, int64_t rev)
 {
     h->h_mark++;
@@ -873,27 +943,61 @@ static void watch_dispatch(struct watch_hub *h, size_t n, int64_t rev)
         return;
     struct watch_enc *enc = NULL;
     struct pb_bytes *evs = NULL;
-    if (!h->h_oom && n <= SIZE_MAX / sizeof *enc) {
+    struct h2_piece *pcs = NULL;
+    if (!h->h_oom && n < SIZE_MAX / sizeof *enc) {
         enc = mem_arena_alloc(&h->h_arena, n * sizeof *enc);
         evs = mem_arena_alloc(&h->h_arena, n * sizeof *evs);
+        pcs = mem_arena_alloc(&h->h_arena, (n + 1) * sizeof *pcs);
     }
-    if (!enc || !evs) {
+    if (!enc || !evs || !pcs) {
         watch_resync_all(h, rev);
         return;
     }
     for (size_t i = 0; i < n; i++)
         enc[i].e_off[0] = enc[i].e_off[1] = WATCH_NO_IDX;
     for (size_t t = 0; t < h->h_n_touched; t++) {
+        const struct watch_watcher *w = h->h_touched[t];
+        for (size_t p = w->w_first; p != WATCH_NO_IDX; p = h->h_pairs[p].p_next)
+            enc[h->h_pairs[p].p_ev].e_off[w->w_prev_kv] = WATCH_NEEDED;
+    }
+    h->h_enc.len = 0;
+    for (int form = 0; form < 2; form++)
+        for (size_t i = 0; i < n; i++) {
+            struct watch_enc *e = &enc[i];
+            if (e->e_off[form] != WATCH_NEEDED)
+                continue;
+            struct mvcc_event ev;
+            mvcc_last_event(h->h_mvcc, i, &ev);
+            if (watch_encode_record(h, &ev, form, &e->e_off[form], &e->e_len[form]) < 0) {
+                watch_resync_all(h, rev);
+                return;
+            }
+        }
+    struct h2_blob *blob = h2_blob_new(h->h_enc.data, h->h_enc.len);
+    if (!blob) {
+        watch_resync_all(h, rev);
+        return;
+    }
+    struct api_header hdr;
+    watch_header(h, rev, &hdr);
+    struct watch_wire hw = {.header = &hdr};
+    uint8_t head[WATCH_HEAD_MAX];
+    size_t head_len = pb_encoded_size(&watch_wire_desc, &hw);
+    assert(head_len + 11 <= sizeof head);
+    pb_encode_to(&watch_wire_desc, &hw, head, head_len);
+    for (size_t t = 0; t < h->h_n_touched; t++) {
         struct watch_watcher *w = h->h_touched[t];
         if (w->w_stream->s_failed)
             continue;
         /* a client that does not read: history will be its buffer */
-        if (grpc_call_queued(w->w_stream->s_call) > h->h_queue_max ||
-            watch_deliver(h, w, enc, evs, rev) < 0) {
+        if (grpc_call_queued(w->w_stream->s_call) > h->h_queue_max) {
             watch_detach(h, w);
             watch_set_unsynced(h, w, rev);
+            continue;
         }
+        watch_deliver(h, w, enc, blob, head, head_len, pcs, evs, rev);
     }
+    h2_blob_put(blob);
 }
 
 /* Brings the watches up to the store: the last write's events if it is the

@@ -37,11 +37,37 @@ static void echo(struct grpc_call *call, void *reqp)
     grpc_call_reply(call, &api_range_resp_desc, &resp);
 }
 
+/* A response sent as an already encoded message in one-byte pieces (more
+ * than fit on grpc.c's stack), the last few from a blob. */
+static void send_in_pieces(struct grpc_call *call, const struct api_range_resp *resp)
+{
+    struct mem_buf b = {0};
+    assert_int_equal(pb_encode(&api_range_resp_desc, resp, &b), 0);
+    assert_true(b.len > 12);
+    struct h2_blob *blob = h2_blob_new(b.data, b.len);
+    assert_non_null(blob);
+    struct h2_piece pc[64];
+    assert_true(b.len <= 64);
+    for (size_t i = 0; i < b.len; i++)
+        pc[i] = i < b.len - 4 ? (struct h2_piece){b.data + i, 1, NULL}
+                              : (struct h2_piece){blob->b_data + i, 1, blob};
+    assert_int_equal(grpc_call_send_pieces(call, pc, b.len), 0);
+    h2_blob_put(blob);
+    mem_buf_free(&b);
+}
+
 static void stream_msg(struct grpc_call *call, void *reqp)
 {
     struct api_range_req *req = reqp;
     stream_msgs++;
     struct api_range_resp resp = {.count = req->limit};
+    if (req->limit == 43) {
+        struct api_kv kv = {.key = req->key, .value = req->key};
+        resp.kvs = &kv;
+        resp.n_kvs = 1;
+        send_in_pieces(call, &resp);
+        return;
+    }
     assert_int_equal(grpc_call_send(call, &api_range_resp_desc, &resp), 0);
     if (req->limit == 42)
         grpc_call_fail(call, GRPC_OK, NULL);
@@ -399,6 +425,12 @@ static void test_streaming(void **state)
     struct mem_arena a;
     mem_arena_init(&a, 0);
     assert_int_equal(nth_resp(&p, 2, &a).count, 3);
+    struct api_range_req pieces = key_req("sent-in-pieces", 43);
+    send_msg(&p, sid, &pieces, 0, false);
+    struct api_range_resp pr = nth_resp(&p, 3, &a);
+    assert_int_equal(pr.count, 43);
+    assert_int_equal(pr.n_kvs, 1);
+    assert_memory_equal(pr.kvs[0].value.p, "sent-in-pieces", 14);
     assert_int_equal(h2_conn_submit_data(p.cli, sid, NULL, 0, true), 0); /* half-close */
     shuttle(&p);
     assert_int_equal(stream_end_clean, 1);
