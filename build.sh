@@ -19,6 +19,7 @@ NEEDS=(
   "/usr/bin/etcd:etcd-server" "/usr/bin/etcdctl:etcd-client"
   "/usr/lib/python3/dist-packages/etcd3/__init__.py:python3-etcd3"
   "/usr/bin/unshare:util-linux" "openssl:openssl" "h2load:nghttp2-client"
+  "/usr/share/bash-completion/bash_completion:bash-completion" "zsh:zsh" "fish:fish"
 )
 
 deps() {

@@ -64,7 +64,6 @@ static struct ctl_flag global_flags[] = {
 
 static int version_run(struct ctl_cmd *cmd, int argc, char **argv);
 static int help_run(struct ctl_cmd *cmd, int argc, char **argv);
-static int stub_run(struct ctl_cmd *cmd, int argc, char **argv);
 static void usage(struct ctl_cmd *cmd, bool with_help);
 static char *cmd_path(const struct ctl_cmd *c, char *buf, size_t cap);
 
@@ -80,31 +79,14 @@ static struct ctl_cmd cmd_help = {
     .run = help_run,
 };
 
-/* ---- commands not in this build yet ----
- * Their names and descriptions are here so that the command list and the
- * lookup rules (prefix matching, suggestions) are etcdctl's; each file that
- * implements one replaces its stub in the root list. */
-
-#define STUB(var, u, s) static struct ctl_cmd var = {.use = u, .short_desc = s, .run = stub_run}
-#define GROUP(var, u, s, ...)                                                    \
-    static struct ctl_cmd *const var##_subs[] = {__VA_ARGS__, NULL};             \
-    static struct ctl_cmd var = {.use = u, .short_desc = s, .subs = var##_subs}
-
-STUB(stub_completion_bash, "bash", "Generate the autocompletion script for bash");
-STUB(stub_completion_fish, "fish", "Generate the autocompletion script for fish");
-STUB(stub_completion_powershell, "powershell", "Generate the autocompletion script for powershell");
-STUB(stub_completion_zsh, "zsh", "Generate the autocompletion script for zsh");
-GROUP(stub_completion, "completion", "Generate the autocompletion script for the specified shell",
-      &stub_completion_bash, &stub_completion_fish, &stub_completion_powershell,
-      &stub_completion_zsh);
-
-/* The root's commands, sorted by name as cobra lists them. */
+/* The root's commands, sorted by name as cobra lists them ('_' sorts
+ * before the letters: the hidden __complete comes first). */
 static struct ctl_cmd *const root_subs[] = {
-    &ctl_cmd_alarm, &ctl_cmd_auth, &ctl_cmd_check, &ctl_cmd_compaction, &stub_completion,
-    &ctl_cmd_defrag, &ctl_cmd_del, &ctl_cmd_elect, &ctl_cmd_endpoint, &ctl_cmd_get, &cmd_help,
-    &ctl_cmd_lease, &ctl_cmd_lock, &ctl_cmd_make_mirror, &ctl_cmd_member, &ctl_cmd_migrate,
-    &ctl_cmd_move_leader, &ctl_cmd_put, &ctl_cmd_role, &ctl_cmd_snapshot, &ctl_cmd_txn,
-    &ctl_cmd_user, &cmd_version, &ctl_cmd_watch, NULL,
+    &ctl_cmd_complete, &ctl_cmd_alarm, &ctl_cmd_auth, &ctl_cmd_check, &ctl_cmd_compaction,
+    &ctl_cmd_completion, &ctl_cmd_defrag, &ctl_cmd_del, &ctl_cmd_elect, &ctl_cmd_endpoint,
+    &ctl_cmd_get, &cmd_help, &ctl_cmd_lease, &ctl_cmd_lock, &ctl_cmd_make_mirror,
+    &ctl_cmd_member, &ctl_cmd_migrate, &ctl_cmd_move_leader, &ctl_cmd_put, &ctl_cmd_role,
+    &ctl_cmd_snapshot, &ctl_cmd_txn, &ctl_cmd_user, &cmd_version, &ctl_cmd_watch, NULL,
 };
 
 static struct ctl_cmd root = {
@@ -146,13 +128,14 @@ static const char *cmd_name(const struct ctl_cmd *c, char *buf, size_t cap)
 
 static char *cmd_path(const struct ctl_cmd *c, char *buf, size_t cap)
 {
-    char tmp[256];
+    const struct ctl_cmd *chain[16];
+    size_t n = 0, o = 0;
+    for (; c && n < sizeof chain / sizeof chain[0]; c = c->parent)
+        chain[n++] = c;
     buf[0] = 0;
-    for (; c; c = c->parent) {
-        char n[64];
-        snprintf(tmp, sizeof tmp, "%s%s%s", cmd_name(c, n, sizeof n), buf[0] ? " " : "", buf);
-        snprintf(buf, cap, "%s", tmp);
-    }
+    while (n-- > 0 && o < cap)
+        o += (size_t)snprintf(buf + o, cap - o, "%s%.*s", o ? " " : "", (int)name_len(chain[n]),
+                              chain[n]->use);
     return buf;
 }
 
@@ -566,15 +549,17 @@ static void fs_sort(struct flagset *fs)
     qsort(fs->f, fs->n, sizeof fs->f[0], cmp_flag);
 }
 
-/* c.Flags() after mergePersistentFlags */
-static void fs_all(struct ctl_cmd *c, struct flagset *fs)
+/* c.Flags() after mergePersistentFlags; -h/--help once cobra has added it
+ * (it does so to the command it runs, after the lookup) */
+static void fs_all(struct ctl_cmd *c, struct flagset *fs, bool with_help)
 {
     fs->n = 0;
     fs_add(fs, c->flags);
     fs_add(fs, c->pflags);
     for (struct ctl_cmd *p = c->parent; p; p = p->parent)
         fs_add(fs, p->pflags);
-    fs_add(fs, help_flags);
+    if (with_help)
+        fs_add(fs, help_flags);
 }
 
 /* cobra's LocalFlags: own flags, own persistent flags, -h */
@@ -752,6 +737,34 @@ int ctl_parse_cmd_flags(struct ctl_cmd *cmd, bool with_help, char **argv, int ar
     return 0;
 }
 
+struct ctl_flag *ctl_flag_lookup(struct ctl_cmd *cmd, const char *name, size_t len)
+{
+    struct flagset fs;
+    fs_all(cmd, &fs, true);
+    return fs_find(&fs, name, len);
+}
+
+struct ctl_flag *ctl_flag_shorthand(struct ctl_cmd *cmd, char ch)
+{
+    struct flagset fs;
+    fs_all(cmd, &fs, true);
+    return fs_short(&fs, ch);
+}
+
+int ctl_parse_all_flags(struct ctl_cmd *cmd, char **argv, int argc, int *out_argc,
+                        char ***out_argv, char *err, size_t cap)
+{
+    struct flagset fs;
+    fs_all(cmd, &fs, true);
+    struct parsed p;
+    if (parse_flags(&fs, argv, argc, &p, err, cap) < 0)
+        return -1;
+    p.args[p.n] = NULL;
+    *out_argc = p.n;
+    *out_argv = p.args;
+    return 0;
+}
+
 void ctl_cobra_usage(struct ctl_cmd *cmd)
 {
     struct flagset fs = {0};
@@ -815,7 +828,7 @@ static bool takes_value(const struct flagset *fs, const char *name, size_t len)
 static int strip_flags(struct ctl_cmd *c, char **a, int n, char **out)
 {
     struct flagset fs;
-    fs_all(c, &fs);
+    fs_all(c, &fs, false);
     int k = 0;
     for (int i = 0; i < n; i++) {
         char *s = a[i];
@@ -844,21 +857,33 @@ static int strip_flags(struct ctl_cmd *c, char **a, int n, char **out)
     return k;
 }
 
-static struct ctl_cmd *find_next(struct ctl_cmd *c, const char *next)
+static struct ctl_cmd *find_next(struct ctl_cmd *c, const char *next, bool with_hidden)
 {
     struct ctl_cmd *match = NULL;
+    bool match_alias = false;
     int matches = 0;
+    size_t nl = strlen(next);
     for (size_t i = 0; c->subs && c->subs[i]; i++) {
         struct ctl_cmd *s = c->subs[i];
-        if (name_is(s, next))
+        if (s->hidden && !with_hidden)
+            continue;
+        if (name_is(s, next) || (s->alias && !strcmp(s->alias, next))) {
+            s->called_by_alias = !name_is(s, next);
             return s;
-        /* cobra.EnablePrefixMatching, which etcdctl turns on */
-        if (strlen(next) <= name_len(s) && !strncmp(s->use, next, strlen(next))) {
+        }
+        /* cobra.EnablePrefixMatching, which etcdctl turns on: the name
+         * first, then the alias */
+        bool by_name = nl <= name_len(s) && !strncmp(s->use, next, nl);
+        if (by_name || (s->alias && !strncmp(s->alias, next, nl))) {
             match = s;
+            match_alias = !by_name;
             matches++;
         }
     }
-    return matches == 1 ? match : NULL;
+    if (matches != 1)
+        return NULL;
+    match->called_by_alias = match_alias;
+    return match;
 }
 
 /* argsMinusFirstX */
@@ -873,6 +898,26 @@ static int remove_first(char **a, int n, const char *x)
     return n;
 }
 
+struct ctl_cmd *ctl_find(char **args, int *n, bool with_hidden, const char **unknown)
+{
+    struct ctl_cmd *c = &root;
+    char **words = mem_arena_alloc(&ctl_arena, ((size_t)*n + 1) * sizeof *words);
+    if (!words)
+        ctl_exit(1);
+    for (;;) {
+        int k = strip_flags(c, args, *n, words);
+        if (!k)
+            break;
+        struct ctl_cmd *next = find_next(c, words[0], with_hidden);
+        if (!next)
+            break;
+        *n = remove_first(args, *n, words[0]);
+        c = next;
+    }
+    /* legacyArgs: the root takes no arguments */
+    *unknown = c == &root && strip_flags(c, args, *n, words) > 0 ? words[0] : NULL;
+    return c;
+}
 
 /* cobra's ld(): Levenshtein distance, case-insensitive */
 static size_t levenshtein(const char *s, const char *t)
@@ -908,7 +953,7 @@ static void suggestions(struct ctl_cmd *c, const char *typed, char *out, size_t 
     bool any = false;
     for (size_t i = 0; c->subs && c->subs[i]; i++) {
         char n[64];
-        if (c->subs[i] == &cmd_help) /* not an "available" command */
+        if (c->subs[i] == &cmd_help || c->subs[i]->hidden) /* not "available" commands */
             continue;
         cmd_name(c->subs[i], n, sizeof n);
         bool prefix = strlen(typed) <= strlen(n);
@@ -1092,6 +1137,8 @@ static void list_subs(const struct ctl_cmd *top, const struct ctl_cmd *c, struct
 {
     for (size_t i = 0; c->subs && c->subs[i]; i++) {
         const struct ctl_cmd *s = c->subs[i];
+        if (s->hidden) /* in cobra's tree only while it runs */
+            continue;
         if (s->run) {
             char n[256];
             rel_name(s, top, n, sizeof n);
@@ -1121,7 +1168,8 @@ static void usage(struct ctl_cmd *c, bool with_help)
     } else {
         (void)!mem_buf_printf(&b, "\nUSAGE:\n\t%s", c->use);
     }
-    (void)!mem_buf_printf(&b, "%s\n", strstr(c->use, "[flags]") ? "" : " [flags]");
+    (void)!mem_buf_printf(&b, "%s\n",
+                          c->no_flags_in_use || strstr(c->use, "[flags]") ? "" : " [flags]");
     if (!c->parent)
         (void)!mem_buf_printf(&b, "\nVERSION:\n\t%s\n", ETCD_SERVER_VERSION);
     if (has_subs(c)) {
@@ -1166,25 +1214,14 @@ static void usage(struct ctl_cmd *c, bool with_help)
 static int help_run(struct ctl_cmd *cmd, int argc, char **argv)
 {
     (void)cmd;
-    struct ctl_cmd *c = &root;
     char **a = mem_arena_alloc(&ctl_arena, ((size_t)argc + 1) * sizeof *a);
-    char **words = mem_arena_alloc(&ctl_arena, ((size_t)argc + 1) * sizeof *words);
-    if (!a || !words)
+    if (!a)
         ctl_exit(1);
     memcpy(a, argv, (size_t)argc * sizeof *a);
     int n = argc;
-    for (;;) {
-        int k = strip_flags(c, a, n, words);
-        if (!k)
-            break;
-        struct ctl_cmd *next = find_next(c, words[0]);
-        if (!next)
-            break;
-        n = remove_first(a, n, words[0]);
-        c = next;
-    }
-    int k = strip_flags(c, a, n, words);
-    if (c == &root && k > 0) {
+    const char *unknown;
+    struct ctl_cmd *c = ctl_find(a, &n, false, &unknown);
+    if (unknown) {
         /* Unknown help topic [`a` `b`] (Go's %#q of a []string), on stderr */
         fflush(stdout);
         fputs("Unknown help topic [", stderr);
@@ -1205,15 +1242,6 @@ static int version_run(struct ctl_cmd *cmd, int argc, char **argv)
     (void)argv;
     printf("etcdctl version: %s\nAPI version: %s\n", ETCD_SERVER_VERSION, CTL_API_VERSION);
     return 0;
-}
-
-static int stub_run(struct ctl_cmd *cmd, int argc, char **argv)
-{
-    (void)argc;
-    (void)argv;
-    char path[256];
-    ctl_fail(CTL_EXIT_BAD_FEATURE, "\"%s\" is not part of this build yet",
-             cmd_path(cmd, path, sizeof path));
 }
 
 /* ---- ETCDCTL_* variables (pkg/flags.SetPflagsFromEnv) ---- */
@@ -1466,7 +1494,7 @@ struct ctl_strv ctl_endpoints(void)
 static void check_file_flag(const char *name, const char *v, struct ctl_cmd *cmd)
 {
     struct flagset fs;
-    fs_all(cmd, &fs);
+    fs_all(cmd, &fs, true);
     struct ctl_flag *f = fs_find(&fs, name, strlen(name));
     if (f && f->changed && !*v)
         ctl_fail(CTL_EXIT_BAD_ARGS, "empty string is passed to --%s option", name);
@@ -1832,7 +1860,7 @@ _Noreturn void ctl_rpc_fail(const struct client *c, int code, const struct clien
 
 /* ---- execution (cobra's ExecuteC) ---- */
 
-static _Noreturn void flag_error(struct ctl_cmd *c, const char *err)
+_Noreturn void ctl_usage_fail(struct ctl_cmd *c, const char *err)
 {
     fflush(stdout);
     fprintf(stderr, "Error: %s\n", err);
@@ -1863,45 +1891,45 @@ int ctl_main(int argc, char **argv)
     tree_defaults(&root, NULL);
 
     char **args = mem_arena_alloc(&ctl_arena, (size_t)argc * sizeof *args);
-    char **words = mem_arena_alloc(&ctl_arena, (size_t)argc * sizeof *words);
-    if (!args || !words)
+    char **trial = mem_arena_alloc(&ctl_arena, (size_t)argc * sizeof *trial);
+    if (!args || !trial)
         return 1;
-    int n = argc - 1;
+    int n = argc - 1, tn = n;
     memcpy(args, argv + 1, (size_t)n * sizeof *args);
+    memcpy(trial, args, (size_t)n * sizeof *args);
 
-    /* Find: descend while the first non-flag word names a subcommand */
-    struct ctl_cmd *c = &root;
-    for (;;) {
-        int k = strip_flags(c, args, n, words);
-        if (!k)
-            break;
-        struct ctl_cmd *next = find_next(c, words[0]);
-        if (!next)
-            break;
-        n = remove_first(args, n, words[0]);
-        c = next;
+    /* cobra adds its hidden __complete to the tree only when the command
+     * line leads to it, and looks again without it otherwise */
+    const char *unknown;
+    struct ctl_cmd *c = ctl_find(trial, &tn, true, &unknown);
+    if (c->hidden) {
+        args = trial;
+        n = tn;
+    } else {
+        c = ctl_find(args, &n, false, &unknown);
     }
-    if (c == &root) { /* legacyArgs: the root takes no arguments */
-        int k = strip_flags(c, args, n, words);
-        if (k > 0) {
-            char sug[1024], msg[1400];
-            suggestions(c, words[0], sug, sizeof sug);
-            struct mem_buf q = {0};
-            if (ctl_quote(&q, words[0], strlen(words[0])) < 0 || mem_buf_putc(&q, 0) < 0)
-                return 1;
-            snprintf(msg, sizeof msg, "unknown command %s for \"etcdctl\"%s", (char *)q.data, sug);
-            mem_buf_free(&q);
-            fprintf(stderr, "Error: %s\nRun 'etcdctl --help' for usage.\n", msg);
-            ctl_fail(CTL_EXIT_ERROR, "%s", msg);
-        }
+    if (unknown) {
+        char sug[1024], msg[1400];
+        suggestions(c, unknown, sug, sizeof sug);
+        struct mem_buf q = {0};
+        if (ctl_quote(&q, unknown, strlen(unknown)) < 0 || mem_buf_putc(&q, 0) < 0)
+            return 1;
+        snprintf(msg, sizeof msg, "unknown command %s for \"etcdctl\"%s", (char *)q.data, sug);
+        mem_buf_free(&q);
+        fprintf(stderr, "Error: %s\nRun 'etcdctl --help' for usage.\n", msg);
+        ctl_fail(CTL_EXIT_ERROR, "%s", msg);
+    }
+    if (c->raw_args) {
+        args[n] = NULL;
+        ctl_exit(c->run(c, n, args));
     }
 
     struct flagset fs;
-    fs_all(c, &fs);
+    fs_all(c, &fs, true);
     struct parsed p;
     char err[512];
     if (parse_flags(&fs, args, n, &p, err, sizeof err) < 0)
-        flag_error(c, err);
+        ctl_usage_fail(c, err);
     if (help_flag || !c->run) {
         usage(c, true);
         ctl_exit(0);

@@ -89,6 +89,14 @@ struct ctl_cmd {
     int (*run)(struct ctl_cmd *cmd, int argc, char **argv);
     struct ctl_cmd *const *subs; /* NULL-terminated, sorted by name; may be NULL */
     struct ctl_cmd *parent;      /* set by ctl_main */
+    const char *alias;           /* cobra's Aliases (one); NULL: none */
+    /* cobra's Hidden, as its __complete is: never listed, suggested or
+     * completed, and a child of its parent only while the command line
+     * leads to it (the lookup forgets it when the words go elsewhere). */
+    bool hidden;
+    bool raw_args;        /* DisableFlagParsing: run() gets the words as typed, flags too */
+    bool no_flags_in_use; /* DisableFlagsInUseLine: help shows no " [flags]" */
+    bool called_by_alias; /* set by the lookup: the word matched the alias */
 };
 
 /* Commands of the tree (ctl.c lists them in the root). */
@@ -102,6 +110,7 @@ extern struct ctl_cmd ctl_cmd_snapshot;              /* ctl_snapshot.c */
 extern struct ctl_cmd ctl_cmd_lock, ctl_cmd_elect;   /* ctl_lock.c */
 extern struct ctl_cmd ctl_cmd_auth, ctl_cmd_user, ctl_cmd_role; /* ctl_auth.c */
 extern struct ctl_cmd ctl_cmd_make_mirror, ctl_cmd_migrate, ctl_cmd_check; /* ctl_misc.c */
+extern struct ctl_cmd ctl_cmd_completion, ctl_cmd_complete; /* ctl_complete.c */
 /* `defrag --data-dir`: defragments <data_dir>/member/snap/db offline as
  * etcdctl does (waiting for the file lock, saying so after a second).
  * Prints nothing on success; returns the exit code (1 after "Failed to
@@ -126,6 +135,30 @@ int ctl_argify(const char *s, char ***out);
 
 /* The personality's main: argv[0] is "etcdctl".  Returns the exit code. */
 int ctl_main(int argc, char **argv);
+
+/* ---- the frame's lookup and flags, for shell completion (ctl_complete.c) ---- */
+
+/* cobra's Command.Find from the root: descends while the first word of
+ * args[0..*n) that is neither a flag nor a flag's value names a subcommand
+ * (exactly, by its alias, or by a unique prefix), removing that word from
+ * args and *n.  Hidden commands take part only when with_hidden.  Returns
+ * the command reached; *unknown is the first such word left at the root
+ * (cobra's "unknown command" error), else NULL. */
+struct ctl_cmd *ctl_find(char **args, int *n, bool with_hidden, const char **unknown);
+/* cmd.Flags().Lookup(name[0..len)) and .ShorthandLookup(ch) over every flag
+ * cmd takes: its own, its and its parents' persistent ones, -h/--help.
+ * NULL: no such flag. */
+struct ctl_flag *ctl_flag_lookup(struct ctl_cmd *cmd, const char *name, size_t len);
+struct ctl_flag *ctl_flag_shorthand(struct ctl_cmd *cmd, char ch);
+/* pflag's parse of argv[0..argc) against the same flags, setting values and
+ * ->changed as it goes: the positional arguments (all of those after "--"
+ * included) in *out_argc and *out_argv.  0, or -1 with pflag's error text in
+ * err ("unknown flag: --x"). */
+int ctl_parse_all_flags(struct ctl_cmd *cmd, char **argv, int argc, int *out_argc,
+                        char ***out_argv, char *err, size_t cap);
+/* cobra's answer to arguments a command rejects: "Error: <msg>" on stderr,
+ * the command's help on stdout, then "Error: <msg>" again; exit 1. */
+_Noreturn void ctl_usage_fail(struct ctl_cmd *cmd, const char *msg);
 
 /* ---- the global options ---- */
 

@@ -18,6 +18,7 @@ import lock  # noqa: E402,F401
 import ctl_golden  # noqa: E402,F401
 import ctl_snapshot  # noqa: E402,F401
 import ctl_more  # noqa: E402,F401
+import ctl_complete  # noqa: E402,F401
 
 if __name__ == "__main__":
     res = os.path.join(harness.ROOT, "build", "e2e-result.txt")
