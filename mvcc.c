@@ -2172,7 +2172,7 @@ static int mvcc_events_of_rev(struct mvcc *m, const struct mvcc_span *s, int64_t
  * fit: everything below cut is in the heap, so the batch is the heap less
  * the revisions >= cut (which may be partial). */
 int mvcc_events_since(struct mvcc *m, struct pb_bytes key, struct pb_bytes range_end,
-                      int64_t from_rev, size_t max_events, struct mem_arena *a,
+                      int64_t from_rev, size_t max_events, size_t max_bytes, struct mem_arena *a,
                       struct mvcc_event **evs, size_t *n, int64_t *next_rev)
 {
     *evs = NULL;
@@ -2247,11 +2247,17 @@ int mvcc_events_since(struct mvcc *m, struct pb_bytes key, struct pb_bytes range
      * before it, whose value is at hand */
     const struct mvcc_ver *last = NULL;
     struct pb_bytes last_val = {0};
+    size_t bytes = 0;
     int rc = 0;
     for (size_t i = 0; i < hn && !rc; i++) {
         struct mvcc_event *ev = &(*evs)[i];
         const struct mvcc_key *hk = h[i].r_key;
         const struct mvcc_ver *v = &hk->k_vers[h[i].r_idx];
+        if (max_bytes && bytes >= max_bytes && v->v_main != last->v_main) {
+            hn = i; /* the rest is read next time, not now and again then */
+            *next_rev = v->v_main;
+            break;
+        }
         const struct mvcc_ver *pv = mvcc_event_fill(hk, h[i].r_idx, ev);
         if (pv && pv == last)
             ev->prev.value = last_val;
@@ -2261,6 +2267,7 @@ int mvcc_events_since(struct mvcc *m, struct pb_bytes key, struct pb_bytes range
             rc = mvcc_value(m, hk, v, a, &ev->kv.value);
         last = v;
         last_val = ev->kv.value;
+        bytes += ev->kv.value.len + ev->prev.value.len;
     }
     if (rc) {
         *evs = NULL;

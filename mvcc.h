@@ -159,8 +159,10 @@ void mvcc_last_event(const struct mvcc *m, size_t i, struct mvcc_event *ev);
  * range_end) (range_end as in a RangeRequest: empty = the key alone, "\0" =
  * every key >= key) with main revision >= from_rev, in (main, sub) order, in
  * whole revisions: at most max_events (>= 1) events, unless the first
- * revision alone has more, which then comes whole.  Evicted values (of kv
- * and prev) are read back into a.  *evs is allocated in a
+ * revision alone has more, which then comes whole, and, past the first
+ * revision, no revision once the values returned (kv and prev) reach
+ * max_bytes (0: no such limit).  Evicted values are read back into a.
+ * *evs is allocated in a
  * (NULL when *n is 0); *next_rev is the revision to ask from next time:
  * current revision + 1 once everything up to the present was returned.
  * From a revision in the future: nothing, *next_rev = from_rev.
@@ -171,7 +173,7 @@ void mvcc_last_event(const struct mvcc *m, size_t i, struct mvcc_event *ev);
  * Cost: one walk over the range's keys (a lookup for a single key) plus
  * O(events log max_events); nothing is kept between calls. */
 int mvcc_events_since(struct mvcc *m, struct pb_bytes key, struct pb_bytes range_end,
-                      int64_t from_rev, size_t max_events, struct mem_arena *a,
+                      int64_t from_rev, size_t max_events, size_t max_bytes, struct mem_arena *a,
                       struct mvcc_event **evs, size_t *n, int64_t *next_rev) MEM_MUST_CHECK;
 
 /* etcd's compactMainRev: the last compacted revision, or -1 before any

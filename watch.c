@@ -1067,9 +1067,10 @@ static void watch_catch_up(struct watch_hub *h, struct watch_watcher *w, size_t 
     int64_t next;
     mem_arena_reset(&h->h_arena);
     h->h_enc.len = 0;
-    if (mvcc_events_since(h->h_mvcc, key, end, w->w_min_rev, h->h_batch_events, &h->h_arena,
-                          &evs, &n, &next) < 0) {
-        watch_stream_fail(w->w_stream, ERR_NOMEM);
+    int rc = mvcc_events_since(h->h_mvcc, key, end, w->w_min_rev, h->h_batch_events,
+                               WATCH_BATCH_BYTES, &h->h_arena, &evs, &n, &next);
+    if (rc < 0) {
+        watch_stream_fail(w->w_stream, -rc);
         return;
     }
     size_t *offs = n ? mem_arena_alloc(&h->h_arena, n * sizeof *offs) : NULL;

@@ -226,9 +226,9 @@ static void same_store(struct mvcc *x, struct mvcc *y)
     int64_t ev_from = mvcc_compact_main_rev(x) < 1 ? 1 : mvcc_compact_main_rev(x);
     mem_arena_reset(&a);
     assert_int_equal(mvcc_events_since(x, bs("\x01"), (struct pb_bytes){(const uint8_t *)"", 1}, ev_from,
-                                       1 << 16, &a, &ex, &nx, &next_x), 0);
+                                       1 << 16, 0, &a, &ex, &nx, &next_x), 0);
     assert_int_equal(mvcc_events_since(y, bs("\x01"), (struct pb_bytes){(const uint8_t *)"", 1}, ev_from,
-                                       1 << 16, &a, &ey, &ny, &next_y), 0);
+                                       1 << 16, 0, &a, &ey, &ny, &next_y), 0);
     assert_int_equal(nx, ny);
     assert_int_equal(next_x, next_y);
     for (size_t i = 0; i < nx; i++) {
@@ -301,7 +301,7 @@ static void db_matches(const char *path, struct mvcc *m)
     size_t n;
     int64_t next;
     assert_int_equal(mvcc_events_since(m, bs("\x01"), (struct pb_bytes){(const uint8_t *)"", 1}, c + 1,
-                                       1 << 16, &a, &ev, &n, &next), 0);
+                                       1 << 16, 0, &a, &ev, &n, &next), 0);
     for (size_t i = 0; i < n; i++) {
         uint8_t want[18];
         revkey(want, ev[i].kv.mod_revision, ev[i].sub);

@@ -1217,7 +1217,7 @@ static size_t since(struct mvcc *m, const char *k, struct pb_bytes end, int64_t 
                     struct mvcc_event **evs, int64_t *next)
 {
     size_t n;
-    assert_int_equal(mvcc_events_since(m, bs(k), end, from, max, &arena, evs, &n, next), 0);
+    assert_int_equal(mvcc_events_since(m, bs(k), end, from, max, 0, &arena, evs, &n, next), 0);
     return n;
 }
 
@@ -1271,7 +1271,7 @@ static void test_events_since(void **state)
      * (nothing: both were tombstones); below 5 is compacted */
     assert_int_equal(mvcc_compact(m, 5), 0);
     assert_int_equal(mvcc_compact_main_rev(m), 5);
-    assert_int_equal(mvcc_events_since(m, BS("a"), BS("\0"), 4, 10, &arena, &evs, &n, &next),
+    assert_int_equal(mvcc_events_since(m, BS("a"), BS("\0"), 4, 10, 0, &arena, &evs, &n, &next),
                      -ERR_COMPACTED);
     n = since(m, "a", BS("\0"), 5, 100, &evs, &next);
     assert_int_equal(n, 1);
@@ -1289,7 +1289,7 @@ static void test_events_since(void **state)
     put(m, "a", "1");
     n = since(m, "a", NOB, -1, 10, &evs, &next);
     assert_int_equal(n, 1);
-    assert_int_equal(mvcc_events_since(m, BS("a"), NOB, -2, 10, &arena, &evs, &n, &next),
+    assert_int_equal(mvcc_events_since(m, BS("a"), NOB, -2, 10, 0, &arena, &evs, &n, &next),
                      -ERR_COMPACTED);
     mvcc_free(m);
 }
@@ -2067,11 +2067,12 @@ static void check_since(struct mvcc *m, const struct model *md)
     struct pb_bytes key = model_keys[rnd(NKEYS)], end = rnd_end();
     int64_t from = md->compact - 1 + (int64_t)rnd((uint32_t)(md->rev - md->compact + 4));
     size_t max = 1 + rnd(6);
+    size_t max_bytes = rnd(3) ? 0 : 1 + rnd(8); /* values are 0-4 bytes */
     struct mvcc_event *evs;
     size_t n;
     int64_t next;
     if (from < md->compact) {
-        assert_int_equal(mvcc_events_since(m, key, end, from, max, &arena, &evs, &n, &next),
+        assert_int_equal(mvcc_events_since(m, key, end, from, max, max_bytes, &arena, &evs, &n, &next),
                          -ERR_COMPACTED);
         return;
     }
@@ -2079,7 +2080,7 @@ static void check_since(struct mvcc *m, const struct model *md)
     while (want < md->n && md->ev[want].main < from)
         want++;
     for (int64_t at = from;;) {
-        assert_int_equal(mvcc_events_since(m, key, end, at, max, &arena, &evs, &n, &next), 0);
+        assert_int_equal(mvcc_events_since(m, key, end, at, max, max_bytes, &arena, &evs, &n, &next), 0);
         if (n > max)
             assert_int_equal(evs[0].kv.mod_revision, evs[n - 1].kv.mod_revision);
         for (size_t i = 0; i < n; i++) {
