@@ -164,6 +164,11 @@ size_t grpc_call_queued(const struct grpc_call *call)
     return call->gc ? h2_stream_queued(call->gc->h2, call->sid) : 0;
 }
 
+size_t grpc_call_conn_queued(const struct grpc_call *call)
+{
+    return call->gc ? h2_conn_queued(call->gc->h2) : 0;
+}
+
 /* ---- sending ---- */
 
 size_t grpc_percent_encode(const char *s, char *out)

@@ -76,6 +76,8 @@ const char *grpc_call_metadata(const struct grpc_call *call, const char *name);
 bool grpc_call_dead(const struct grpc_call *call);
 /* Bytes queued on the call's stream that flow control holds back. */
 size_t grpc_call_queued(const struct grpc_call *call);
+/* The same over all the streams of the call's connection. */
+size_t grpc_call_conn_queued(const struct grpc_call *call);
 
 /* Unary: sends msg and status OK, and ends the call. */
 void grpc_call_reply(struct grpc_call *call, const struct pb_msgdesc *d, const void *msg);

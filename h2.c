@@ -80,6 +80,8 @@ enum {
  * quarter full or more: a connection that keeps sending that much reuses
  * its buffer instead of paging a fresh one in every time. */
 #define H2_OUT_KEEP (256 * 1024)
+/* A drained stream queue keeps its buffer up to this size. */
+#define H2_QUEUE_KEEP (16 * 1024)
 /* Blob bytes shorter than this are copied: a reference costs an iovec. */
 #define H2_REF_MIN 128
 /* DATA stays in its stream's queue while this much output is unsent: a peer
@@ -115,6 +117,7 @@ struct h2_stream {
 struct h2_conn {
     enum h2_role role;
     uint32_t failed; /* sticky connection error code; 0 = none */
+    size_t queued;   /* bytes in all streams' st_queue, not yet sent */
     bool preface_done;
     bool got_settings;     /* the peer's first frame (its SETTINGS) arrived */
     bool settings_unacked; /* our SETTINGS awaits its ACK */
@@ -485,6 +488,7 @@ static struct h2_stream *h2_stream_new(struct h2_conn *c, uint32_t id)
 static void h2_stream_destroy(struct h2_conn *c, struct h2_stream *s)
 {
     h2_table_remove(c, s);
+    c->queued -= s->st_queue.len - s->st_queue_off;
     mem_buf_free(&s->st_queue);
     mem_buf_free(&s->st_block);
     if (c->n_free < H2_FREE_STREAMS) {
@@ -635,8 +639,14 @@ static int h2_flush_stream(struct h2_conn *c, struct h2_stream *s)
         if (r < 0)
             return (int)r;
         s->st_queue_off += (size_t)r;
-        if (s->st_queue_off == s->st_queue.len)
+        c->queued -= (size_t)r;
+        if (s->st_queue_off == s->st_queue.len) {
             s->st_queue_off = s->st_queue.len = 0;
+            /* thousands of idle streams must not each keep the room their
+             * biggest backlog took */
+            if (s->st_queue.cap > H2_QUEUE_KEEP)
+                mem_buf_free(&s->st_queue);
+        }
         if ((size_t)r < qn)
             return 1;
     }
@@ -1479,6 +1489,7 @@ int h2_conn_submit_datav(struct h2_conn *c, uint32_t stream_id, const struct h2_
         }
         /* what flow control holds back is copied: blobs are referenced
          * from the output only */
+        c->queued += n - sent;
         for (size_t i = 0; i < npc; i++) {
             size_t skip = sent < pc[i].len ? sent : pc[i].len;
             memcpy(q->data + q->len, pc[i].p + skip, pc[i].len - skip);
@@ -1621,6 +1632,11 @@ size_t h2_stream_queued(const struct h2_conn *c, uint32_t stream_id)
 {
     const struct h2_stream *s = h2_find(c, stream_id);
     return s ? s->st_queue.len - s->st_queue_off : 0;
+}
+
+size_t h2_conn_queued(const struct h2_conn *c)
+{
+    return c->queued;
 }
 
 size_t h2_conn_open_streams(const struct h2_conn *c)

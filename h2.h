@@ -181,6 +181,8 @@ void h2_conn_output_done(struct h2_conn *c, size_t n);
 /* Bytes queued on a stream that flow control has not let out yet (for
  * backpressure: a slow reader's queue grows here). */
 size_t h2_stream_queued(const struct h2_conn *c, uint32_t stream_id);
+/* The same summed over the connection's streams. */
+size_t h2_conn_queued(const struct h2_conn *c);
 
 /* Number of streams currently open (not closed or reset). */
 size_t h2_conn_open_streams(const struct h2_conn *c);

@@ -47,6 +47,10 @@
  * client must learn about its watches.  One that keeps creating watches
  * while reading nothing is cut off here instead of growing the queue. */
 #define WATCH_HARD_QUEUE_FACTOR 8
+/* However many streams share a connection, what its client has not read
+ * of all of them is bounded too: at this many streams' queue_max, every
+ * watch on it waits for history instead. */
+#define WATCH_CONN_QUEUES 4
 #define WATCH_BATCH_EVENTS 1000 /* per history batch (etcd's watchBatchMaxRevs: 1000 revisions) */
 #define WATCH_BATCH_BYTES (1u << 20)
 /* Per timer run, so writes are not starved: history events sent, and
@@ -54,6 +58,10 @@
 #define WATCH_RUN_EVENTS 10000
 #define WATCH_RUN_BATCHES 64
 #define WATCH_RETRY_MS 10      /* a full stream is looked at again after this (etcd's victim loop) */
+/* ... or after 1 ms while streams are draining: a client that reads as
+ * fast as it can is not held to 10 ms steps.  Runs that serve nobody count
+ * down to the slow pace. */
+#define WATCH_FAST_RUNS 10
 #define WATCH_SCRATCH_KEEP (1u << 20)
 #define WATCH_NO_IDX SIZE_MAX
 #define WATCH_NEEDED (SIZE_MAX - 1) /* an encoding some watch needs, not made yet */
@@ -165,6 +173,7 @@ struct watch_hub {
 
     uint64_t h_timer; /* loop timer id, 0 when none */
     uint64_t h_timer_due;
+    unsigned h_fast_runs; /* runs left at 1 ms without a catch-up */
     uint64_t h_progress_next; /* earliest progress tick; UINT64_MAX when none */
 
     /* scratch for one write's dispatch or one history batch; owned */
@@ -272,7 +281,7 @@ static void watch_sync(struct watch_hub *h);
 
 static void watch_compacted(struct watch_hub *h, struct watch_watcher *w, int64_t compact);
 static void watch_catch_up(struct watch_hub *h, struct watch_watcher *w, size_t *budget);
-static bool watch_catch_up_all(struct watch_hub *h);
+static bool watch_catch_up_all(struct watch_hub *h, bool *served);
 static void watch_progress(struct watch_hub *h, uint64_t now);
 static void watch_arm(struct watch_hub *h, uint64_t delay);
 static void watch_run(struct watch_hub *h, uint64_t now);
@@ -704,6 +713,18 @@ static int watch_send(struct watch_stream *s, const struct watch_wire *resp)
     return 0;
 }
 
+/* Whether s's client reads too slowly to be sent live events: more than
+ * queue_max >> shift unread on its stream, or WATCH_CONN_QUEUES times that
+ * on its connection.  shift 1: not yet back to half of that, where a
+ * catch-up resumes. */
+static bool watch_stream_behind(const struct watch_hub *h, const struct watch_stream *s,
+                                unsigned shift)
+{
+    size_t max = h->h_queue_max >> shift;
+    return grpc_call_queued(s->s_call) > max ||
+           grpc_call_conn_queued(s->s_call) > max * WATCH_CONN_QUEUES;
+}
+
 /* A response about the watch itself (created, canceled, compacted, a
  * progress request's answer), with a header at rev. */
 static int watch_send_ctrl(struct watch_stream *s, const struct watch_wire *resp, int64_t rev)
@@ -990,7 +1011,7 @@ static void watch_dispatch(struct watch_hub *h, size_t n, int64_t rev)
         if (w->w_stream->s_failed)
             continue;
         /* a client that does not read: history will be its buffer */
-        if (grpc_call_queued(w->w_stream->s_call) > h->h_queue_max) {
+        if (watch_stream_behind(h, w->w_stream, 0)) {
             watch_detach(h, w);
             watch_set_unsynced(h, w, rev);
             continue;
@@ -1112,19 +1133,21 @@ static void watch_catch_up(struct watch_hub *h, struct watch_watcher *w, size_t 
  * budget; a watch whose stream is still above half its queue bound waits.
  * Returns whether a watch that could be served is still behind (so the
  * next run should come soon). */
-static bool watch_catch_up_all(struct watch_hub *h)
+static bool watch_catch_up_all(struct watch_hub *h, bool *served)
 {
     size_t budget = WATCH_RUN_EVENTS, batches = WATCH_RUN_BATCHES;
+    *served = false;
     size_t rounds = h->h_n_unsynced;
     bool more = false;
     while (rounds-- && h->h_unsynced) {
         struct watch_watcher *w = h->h_unsynced;
         struct watch_stream *s = w->w_stream;
-        bool ready = !s->s_failed && grpc_call_queued(s->s_call) <= h->h_queue_max / 2;
+        bool ready = !s->s_failed && !watch_stream_behind(h, s, 1);
         if (ready && (!budget || !batches))
             return true;
         if (ready) {
             batches--;
+            *served = true;
             watch_catch_up(h, w, &budget);
             more |= w->w_state == WATCH_UNSYNCED;
         }
@@ -1157,7 +1180,7 @@ static void watch_progress(struct watch_hub *h, uint64_t now)
                 /* a full stream is receiving events: etcd's send finds its
                  * channel full and skips the notification too */
                 if (w->w_progress_due && w->w_state == WATCH_SYNCED &&
-                    grpc_call_queued(s->s_call) <= h->h_queue_max) {
+                    !watch_stream_behind(h, s, 0)) {
                     struct api_header hdr;
                     watch_header(h, h->h_rev, &hdr);
                     struct watch_wire resp = {.header = &hdr, .watch_id = w->w_id};
@@ -1191,7 +1214,11 @@ static void watch_arm(struct watch_hub *h, uint64_t delay)
 static void watch_run(struct watch_hub *h, uint64_t now)
 {
     watch_sync(h);
-    bool more = watch_catch_up_all(h);
+    bool served, more = watch_catch_up_all(h, &served);
+    if (served)
+        h->h_fast_runs = WATCH_FAST_RUNS;
+    else if (h->h_fast_runs)
+        h->h_fast_runs--;
     if (now >= h->h_progress_next)
         watch_progress(h, now);
     watch_reap(h);
@@ -1200,7 +1227,7 @@ static void watch_run(struct watch_hub *h, uint64_t now)
      * run again in the same loop turn */
     uint64_t delay = UINT64_MAX;
     if (h->h_n_unsynced)
-        delay = more ? 1 : WATCH_RETRY_MS;
+        delay = more || h->h_fast_runs ? 1 : WATCH_RETRY_MS;
     if (h->h_progress_next != UINT64_MAX) {
         uint64_t d = h->h_progress_next > now ? h->h_progress_next - now : 1;
         if (d < delay)

@@ -6,6 +6,7 @@
 # benchmark, not a test: quote ratios from one run.
 #
 #   bench/watch.sh [WATCHERS] [PUTS] [CONNS...]     (default 1000 1000 1 10 100)
+#   FANOPTS="-s 65536 -W 65536" bench/watch.sh ...  (a client with small windows: slow)
 #
 # Per server and connection count: events delivered per second (first event
 # to last, as the receiver saw them), the server's CPU time per delivered
@@ -53,7 +54,7 @@ run() { # bin conns -> "events/s server_us/event receiver_us/event peak_kib"
     ETCDCTL_API=3 etcdctl --endpoints "$url" put bench/watch v >/dev/null 2>&1 && break
     sleep 0.05
   done
-  "$W/watchfan" -p "$cp" -w "$WATCHERS" -c "$2" -n "$PUTS" -k bench/watch -t 60 >"$W/fan.$cp" 2>&1 &
+  "$W/watchfan" -p "$cp" -w "$WATCHERS" -c "$2" -n "$PUTS" -k bench/watch -t 60 ${FANOPTS:-} >"$W/fan.$cp" 2>&1 &
   FPID=$!
   for _ in $(seq 1200); do
     grep -q '^ready' "$W/fan.$cp" && { ok=1; break; }

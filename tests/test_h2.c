@@ -401,6 +401,34 @@ static void test_blob_pieces(void **state)
     side_free(&cl);
 }
 
+/* What flow control holds back, summed over the connection's streams:
+ * it goes as the windows open, and with a reset stream. */
+static void test_conn_queued(void **state)
+{
+    (void)state;
+    struct side cl, sv;
+    struct h2_config ccfg = {.initial_window_size = 1000};
+    side_init(&cl, H2_CLIENT, &ccfg);
+    side_init(&sv, H2_SERVER, NULL);
+    int64_t a = h2_conn_request(cl.c, req_hdrs, N_REQ, true);
+    int64_t b = h2_conn_request(cl.c, req_hdrs, N_REQ, true);
+    run(&cl, &sv);
+    static uint8_t buf[3000];
+    for (int64_t id = a; id <= b; id += b - a) {
+        assert_int_equal(h2_conn_submit_headers(sv.c, (uint32_t)id, resp_hdrs, 2, false), 0);
+        assert_int_equal(h2_conn_submit_data(sv.c, (uint32_t)id, buf, sizeof buf, false), 0);
+        assert_int_equal(h2_stream_queued(sv.c, (uint32_t)id), 2000);
+    }
+    assert_int_equal(h2_conn_queued(sv.c), 4000);
+    h2_conn_reset_stream(sv.c, (uint32_t)b, H2_CANCEL);
+    assert_int_equal(h2_conn_queued(sv.c), 2000);
+    run(&cl, &sv);
+    assert_int_equal(h2_conn_queued(sv.c), 0);
+    assert_int_equal(cl.data.len, sizeof buf + 1000); /* a's, and what b sent before */
+    side_free(&sv);
+    side_free(&cl);
+}
+
 /* Client -> server with the connection window: the server's connection
  * window is the protocol's 65535 (no initial raise), streams are big. */
 static void test_flow_control_connection_window(void **state)
@@ -1547,6 +1575,7 @@ int main(void)
         cmocka_unit_test(test_many_streams_bytewise),
         cmocka_unit_test(test_flow_control_to_client),
         cmocka_unit_test(test_blob_pieces),
+        cmocka_unit_test(test_conn_queued),
         cmocka_unit_test(test_flow_control_connection_window),
         cmocka_unit_test(test_bad_preface),
         cmocka_unit_test(test_server_preface_settings),

@@ -31,7 +31,7 @@
 #define TERM 2
 
 #define MAX_CONNS 6
-#define MAX_STREAMS 4
+#define MAX_STREAMS 12
 #define MAX_WATCHES 400
 
 enum { TW_PENDING, TW_LIVE, TW_FAILED, TW_CANCELED, TW_COMPACTED };
@@ -1103,6 +1103,46 @@ static void test_slow_stream(void **state)
     fixture_free();
 }
 
+/* Many streams on one connection whose client stopped reading: what they
+ * queue is bounded for the connection as a whole, not per stream only. */
+static void test_slow_connection(void **state)
+{
+    (void)state;
+    const size_t qmax = 64 * 1024;
+    fixture(0, 0, qmax);
+    conn_new();
+    struct twatch *w[MAX_STREAMS];
+    for (int i = 0; i < MAX_STREAMS; i++) {
+        stream_open(&conns[0]);
+        w[i] = watch_new(0, i, &(struct wopts){.key = "", .open = true});
+    }
+    shuttle();
+    conns[0].paused = true;
+    static char v[4001];
+    memset(v, 'v', 4000);
+    size_t max_queued = 0;
+    for (int i = 0; i < 1000; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "key%04d", i % 100);
+        wput(k, v);
+        if (i % 7 == 0)
+            watch_run(hub, now += 10);
+        shuttle();
+        if (h2_conn_queued(conns[0].srv) > max_queued)
+            max_queued = h2_conn_queued(conns[0].srv);
+    }
+    /* the bound plus a response per stream; the streams' own bound alone
+     * would let three times as much pile up */
+    assert_true(max_queued <= WATCH_CONN_QUEUES * qmax + MAX_STREAMS * 8192);
+    assert_int_equal(watch_hub_unsynced(hub), MAX_STREAMS);
+    conns[0].paused = false;
+    settle();
+    for (int i = 0; i < MAX_STREAMS; i++)
+        assert_int_equal(w[i]->n_evs, 1000);
+    check_all();
+    fixture_free();
+}
+
 /* A client that keeps sending requests while reading no answers is cut off
  * once its queue passes 8 * queue_max, not buffered for; other clients go
  * on. */
@@ -1412,6 +1452,7 @@ int main(void)
         cmocka_unit_test_teardown(test_fragment, reset_history),
         cmocka_unit_test_teardown(test_progress, reset_history),
         cmocka_unit_test_teardown(test_slow_stream, reset_history),
+        cmocka_unit_test_teardown(test_slow_connection, reset_history),
         cmocka_unit_test_teardown(test_flood, reset_history),
         cmocka_unit_test_teardown(test_missed_notify, reset_history),
         cmocka_unit_test_teardown(test_nomem, reset_history),
