@@ -123,6 +123,14 @@ def all_vectors():
     return [["__complete"] + v for v in vs] + [["__completeNoDesc"] + v for v in vs[::6]]
 
 
+def real_ctl_dir(d):
+    """A directory under d where `etcdctl` is Debian's (for PATH)."""
+    real_bin = os.path.join(d, "real")
+    os.mkdir(real_bin)
+    os.symlink(ETCDCTL, os.path.join(real_bin, "etcdctl"))
+    return real_bin
+
+
 @test
 def ctl_complete_protocol_matches_etcdctl():
     d = our_ctl_dir()
@@ -297,9 +305,7 @@ def ctl_complete_bash_scripts_both_ways():
     d = our_ctl_dir()
     try:
         ours_bin = d
-        real_bin = os.path.join(d, "real")
-        os.mkdir(real_bin)
-        os.symlink(ETCDCTL, os.path.join(real_bin, "etcdctl"))
+        real_bin = real_ctl_dir(d)
         scripts = {}
         for who, binary in (("ours", os.path.join(d, "etcdctl")), ("real", ETCDCTL)):
             for flag in ("", "--no-descriptions"):
@@ -366,9 +372,7 @@ def ctl_complete_fish_scripts_both_ways():
         return
     d = our_ctl_dir()
     try:
-        real_bin = os.path.join(d, "real")
-        os.mkdir(real_bin)
-        os.symlink(ETCDCTL, os.path.join(real_bin, "etcdctl"))
+        real_bin = real_ctl_dir(d)
         bad = []
         for script_from in (os.path.join(d, "etcdctl"), ETCDCTL):
             script = run_ctl(script_from, ["completion", "fish"])[1].decode()
@@ -432,9 +436,7 @@ def ctl_complete_zsh_scripts_both_ways():
         return
     d = our_ctl_dir()
     try:
-        real_bin = os.path.join(d, "real")
-        os.mkdir(real_bin)
-        os.symlink(ETCDCTL, os.path.join(real_bin, "etcdctl"))
+        real_bin = real_ctl_dir(d)
         bad = []
         for n, script_from in enumerate((os.path.join(d, "etcdctl"), ETCDCTL)):
             script = os.path.join(d, "script%d.zsh" % n)
