@@ -878,7 +878,7 @@ int64_t backend_durable_rev(const struct backend *b)
 /* ---- values for mvcc ---- */
 
 int backend_value(void *ctx, struct pb_bytes key, int64_t main, int64_t sub, struct mem_arena *a,
-                  struct pb_bytes *value)
+                  struct api_kv *out)
 {
     struct backend *b = ctx;
     struct db_bucket *kb;
@@ -908,10 +908,10 @@ int backend_value(void *ctx, struct pb_bytes key, int64_t main, int64_t sub, str
                  text, fields);
         return -ERR_CORRUPT;
     }
+    *out = kv;
     /* the decoded bytes point into the file's mapping */
-    value->p = kv.value.len ? mem_arena_dup(a, kv.value.p, kv.value.len) : NULL;
-    value->len = kv.value.len;
-    return kv.value.len && !value->p ? -ERR_NOMEM : 0;
+    out->value.p = kv.value.len ? mem_arena_dup(a, kv.value.p, kv.value.len) : NULL;
+    return kv.value.len && !out->value.p ? -ERR_NOMEM : 0;
 }
 
 void backend_value_done(void *ctx)

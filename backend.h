@@ -185,17 +185,17 @@ int backend_record_lease_revoked(struct backend *b, int64_t id) BACKEND_MUST_CHE
 int backend_record_alarm(struct backend *b, uint64_t member_id, int32_t alarm,
                          bool active) BACKEND_MUST_CHECK;
 
-/* ---- values for mvcc (loop thread) ----
+/* ---- history for mvcc (loop thread) ----
  *
  * mvcc's loader (struct mvcc_loader: backend_value, backend_value_done, b):
- * the value of key at revision (main, sub) read from the key bucket, copied
- * into a.  The first load of a call opens a read transaction that the rest
+ * the KeyValue of key at revision (main, sub) read from the key bucket, its
+ * value copied into a.  The first load of a call opens a read transaction that the rest
  * share and backend_value_done ends.  Works during a defrag (db.c reads the
  * old file).  0, -ERR_NOMEM, or -ERR_CORRUPT when the revision is missing
  * or holds another key (logged as etcd's "range failed to find revision
  * pair"). */
 int backend_value(void *b, struct pb_bytes key, int64_t main, int64_t sub, struct mem_arena *a,
-                  struct pb_bytes *value);
+                  struct api_kv *kv);
 void backend_value_done(void *b);
 /* Every revision <= this one is in a successful commit: what mvcc_evict may
  * drop from memory. */

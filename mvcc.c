@@ -30,20 +30,30 @@
 
 /* ---- types ---- */
 
-/* One revision of a key: a revision of etcd's keyIndex together with the
- * mvccpb.KeyValue the backend stores under it. */
+/* The rest of a put's mvccpb.KeyValue, while it is in memory. */
+struct mvcc_val {
+    int64_t l_create;  /* create revision of the generation */
+    int64_t l_version; /* 1, 2, ... within a generation */
+    int64_t l_lease;
+    size_t l_len;
+    uint8_t l_bytes[];
+};
+
+/* One revision of a key, as etcd's keyIndex holds it, and what is in
+ * memory of the KeyValue the backend stores under it: everything, or, once
+ * evicted, nothing (the backend has it).  24 bytes: a long history costs
+ * little more than etcd's index. */
 struct mvcc_ver {
     int64_t v_main;
     int64_t v_sub;
-    int64_t v_create;  /* create revision of the generation; 0 in a tombstone */
-    int64_t v_version; /* 1, 2, ... within a generation; 0 marks a tombstone */
-    int64_t v_lease;
-    uint8_t *v_value;  /* owned; NULL when v_vlen == 0, or when evicted: the
-                        * backend holds it (MVCC_EVICTED) */
-    size_t v_vlen;
+    struct mvcc_val *v_val; /* owned; MVCC_TOMB for a tombstone, NULL once evicted */
 };
 
-#define MVCC_EVICTED(v) (!(v)->v_value && (v)->v_vlen)
+/* The v_val of every tombstone (which has no KeyValue to keep). */
+static struct mvcc_val mvcc_tomb_val;
+#define MVCC_TOMB (&mvcc_tomb_val)
+#define MVCC_IS_TOMB(v) ((v)->v_val == MVCC_TOMB)
+#define MVCC_EVICTED(v) (!(v)->v_val)
 
 /* A key and its kept revisions, oldest first.  A record with no revisions is
  * a ghost left by a rolled-back transaction: it reads as absent at every
@@ -130,7 +140,7 @@ struct mvcc_scan {
 struct mvcc_hit {
     struct mvcc_key *h_key;
     const struct mvcc_ver *h_ver;
-    struct pb_bytes h_val; /* set only for sorting by value */
+    struct api_kv *h_kv; /* the whole kv, when a filter or sort needs it; else NULL */
 };
 
 /* One write of the running (or last committed) write transaction: the
@@ -164,12 +174,9 @@ struct mvcc {
      * memory: what mvcc_evict walks.  Owned array; the records are not. */
     struct mvcc_key **mv_dirty;
     size_t mv_n_dirty, mv_cap_dirty;
-    size_t mv_bytes; /* what mvcc_bytes reports, kept as revisions come and go */
 };
 
 /* What mvcc_bytes counts for a key record and for each of its revisions. */
-#define MVCC_KEY_BYTES(k) (sizeof(struct mvcc_key) + (k)->k_len)
-#define MVCC_VER_BYTES(v) (sizeof(struct mvcc_ver) + (v)->v_vlen)
 
 /* Which member of a RequestOp is set.  api.h promises exactly one; should a
  * caller set several, every pass (path, checks, apply, validation) picks the
@@ -294,8 +301,8 @@ static int mvcc_txn_apply(struct mvcc_wtxn *tx, const struct api_txn_req *rt, co
                           size_t *pos, struct mem_arena *a, struct api_txn_resp *resp);
 
 static size_t mvcc_key_from(const struct mvcc_key *k, int64_t rev);
-static const struct mvcc_ver *mvcc_event_fill(const struct mvcc_key *k, size_t idx,
-                                              struct mvcc_event *ev);
+static const struct mvcc_ver *mvcc_prev_of(const struct mvcc_key *k, size_t idx);
+static void mvcc_event_head(const struct mvcc_key *k, size_t idx, struct mvcc_event *ev);
 static int mvcc_evref_cmp(const void *a, const void *b, const void *ctx);
 static void mvcc_evref_up(struct mvcc_evref *h, size_t i);
 static int mvcc_events_of_rev(struct mvcc *m, const struct mvcc_span *s, int64_t rev,
@@ -395,10 +402,33 @@ static struct mvcc_key *mvcc_key_new(const uint8_t *p, size_t n)
     return k;
 }
 
+/* A put's KeyValue fields with a copy of its value; NULL on OOM. */
+static struct mvcc_val *mvcc_val_new(const uint8_t *value, size_t len)
+{
+    if (len > SIZE_MAX - sizeof(struct mvcc_val))
+        return NULL;
+    struct mvcc_val *l = mem_alloc(sizeof *l + len);
+    if (!l)
+        return NULL;
+    l->l_len = len;
+    if (len)
+        memcpy(l->l_bytes, value, len);
+    return l;
+}
+
+/* Drops a put's KeyValue (a tombstone stays one). */
+static void mvcc_ver_free(struct mvcc_ver *v)
+{
+    if (!MVCC_IS_TOMB(v)) {
+        mem_free(v->v_val);
+        v->v_val = NULL;
+    }
+}
+
 static void mvcc_key_free(struct mvcc_key *k)
 {
     for (size_t i = 0; i < k->k_n; i++)
-        mem_free(k->k_vers[i].v_value);
+        mvcc_ver_free(&k->k_vers[i]);
     mem_free(k->k_vers);
     mem_free(k);
 }
@@ -438,13 +468,13 @@ static const struct mvcc_ver *mvcc_key_at(const struct mvcc_key *k, int64_t rev)
     if (lo == 0)
         return NULL;
     const struct mvcc_ver *v = &k->k_vers[lo - 1];
-    return v->v_version ? v : NULL;
+    return MVCC_IS_TOMB(v) ? NULL : v;
 }
 
 /* The live revision of k including writes of the running transaction. */
 static const struct mvcc_ver *mvcc_key_latest(const struct mvcc_key *k)
 {
-    if (!k || !k->k_n || !k->k_vers[k->k_n - 1].v_version)
+    if (!k || !k->k_n || MVCC_IS_TOMB(&k->k_vers[k->k_n - 1]))
         return NULL;
     return &k->k_vers[k->k_n - 1];
 }
@@ -464,7 +494,7 @@ static size_t mvcc_key_compact_from(const struct mvcc_key *k, int64_t rev)
     }
     if (lo == 0)
         return 0;
-    return k->k_vers[lo - 1].v_version ? lo - 1 : lo;
+    return MVCC_IS_TOMB(&k->k_vers[lo - 1]) ? lo : lo - 1;
 }
 
 static void mvcc_key_compact(struct mvcc_key *k, size_t from)
@@ -472,7 +502,7 @@ static void mvcc_key_compact(struct mvcc_key *k, size_t from)
     if (!from)
         return;
     for (size_t i = 0; i < from; i++)
-        mem_free(k->k_vers[i].v_value);
+        mvcc_ver_free(&k->k_vers[i]);
     memmove(k->k_vers, k->k_vers + from, (k->k_n - from) * sizeof *k->k_vers);
     k->k_n -= from;
     k->k_res = k->k_res > from ? k->k_res - from : 0;
@@ -956,11 +986,6 @@ int64_t mvcc_compact_rev(const struct mvcc *m)
     return m->mv_compact < 0 ? 0 : m->mv_compact;
 }
 
-size_t mvcc_bytes(const struct mvcc *m)
-{
-    return m->mv_bytes;
-}
-
 void mvcc_set_lease_check(struct mvcc *m, bool (*exists)(void *ctx, int64_t lease), void *ctx)
 {
     m->mv_lease_exists = exists;
@@ -1000,11 +1025,8 @@ void mvcc_evict(struct mvcc *m, int64_t rev)
     size_t keep = 0;
     for (size_t i = 0; i < m->mv_n_dirty; i++) {
         struct mvcc_key *k = m->mv_dirty[i];
-        while (k->k_res + 1 < k->k_n && k->k_vers[k->k_res].v_main <= rev) {
-            struct mvcc_ver *v = &k->k_vers[k->k_res++];
-            mem_free(v->v_value);
-            v->v_value = NULL;
-        }
+        while (k->k_res + 1 < k->k_n && k->k_vers[k->k_res].v_main <= rev)
+            mvcc_ver_free(&k->k_vers[k->k_res++]);
         if (k->k_res + 1 < k->k_n)
             m->mv_dirty[keep++] = k;
         else
@@ -1013,23 +1035,6 @@ void mvcc_evict(struct mvcc *m, int64_t rev)
     m->mv_n_dirty = keep;
 }
 
-/* The value of revision v of k: its bytes in memory, or read back from the
- * backend into a.  0, or the loader's -ERR_x (-ERR_CORRUPT when what it
- * read is not that revision's value). */
-static int mvcc_value(struct mvcc *m, const struct mvcc_key *k, const struct mvcc_ver *v,
-                      struct mem_arena *a, struct pb_bytes *out)
-{
-    if (!MVCC_EVICTED(v)) {
-        *out = (struct pb_bytes){v->v_value, v->v_vlen};
-        return 0;
-    }
-    m->mv_loaded = true;
-    struct pb_bytes key = {k->k_bytes, k->k_len};
-    int rc = m->mv_loader.load(m->mv_loader.ctx, key, v->v_main, v->v_sub, a, out);
-    if (!rc && out->len != v->v_vlen)
-        rc = -ERR_CORRUPT;
-    return rc;
-}
 
 /* Ends the loads of a public call (the loader may hold a read transaction
  * across them); passes rc through. */
@@ -1042,13 +1047,27 @@ static int mvcc_loads_done(struct mvcc *m, int rc)
     return rc;
 }
 
-/* The kv of revision v of k, its value read back if evicted (see
- * mvcc_kv_fill). */
+/* The kv of revision v of k (see mvcc_kv_fill), read back from the backend
+ * into a when evicted.  0, or the loader's -ERR_x (-ERR_CORRUPT when what
+ * it read cannot be that revision's). */
 static int mvcc_kv_load(struct mvcc *m, struct api_kv *kv, const struct mvcc_key *k,
                         const struct mvcc_ver *v, bool with_value, struct mem_arena *a)
 {
-    mvcc_kv_fill(kv, k, v, with_value);
-    return with_value ? mvcc_value(m, k, v, a, &kv->value) : 0;
+    if (!MVCC_EVICTED(v)) {
+        mvcc_kv_fill(kv, k, v, with_value);
+        return 0;
+    }
+    m->mv_loaded = true;
+    memset(kv, 0, sizeof *kv);
+    struct pb_bytes key = {k->k_bytes, k->k_len};
+    int rc = m->mv_loader.load(m->mv_loader.ctx, key, v->v_main, v->v_sub, a, kv);
+    if (!rc && (kv->version < 1 || kv->create_revision < 1 || kv->create_revision > v->v_main))
+        rc = -ERR_CORRUPT;
+    kv->key = key;
+    kv->mod_revision = v->v_main;
+    if (!with_value)
+        kv->value = (struct pb_bytes){NULL, 0};
+    return rc;
 }
 
 /* The revision reads inside the transaction see: its own writes once there
@@ -1093,16 +1112,12 @@ static int mvcc_wtxn_put(struct mvcc_wtxn *tx, struct mvcc_key *k, const struct 
                          struct pb_bytes key, const uint8_t *value, size_t vlen, int64_t lease)
 {
     struct mvcc *m = tx->w_m;
-    uint8_t *copy = NULL;
     int rc = mvcc_wtxn_log_reserve(m);
     if (rc)
         return rc;
-    if (vlen) {
-        copy = mem_alloc(vlen);
-        if (!copy)
-            return -ERR_NOMEM;
-        memcpy(copy, value, vlen);
-    }
+    struct mvcc_val *val = mvcc_val_new(value, vlen);
+    if (!val)
+        return -ERR_NOMEM;
     if (k) {
         rc = mvcc_key_reserve(k);
         if (rc)
@@ -1119,19 +1134,17 @@ static int mvcc_wtxn_put(struct mvcc_wtxn *tx, struct mvcc_key *k, const struct 
             goto fail;
         }
         mvcc_tree_insert(&m->mv_tree, k, path);
-        m->mv_bytes += MVCC_KEY_BYTES(k);
     }
 
+    /* the key's newest is in memory: never evicted */
     const struct mvcc_ver *prev = mvcc_key_latest(k);
     struct mvcc_ver *v = &k->k_vers[k->k_n];
     v->v_main = tx->w_begin + 1;
     v->v_sub = (int64_t)m->mv_n_changes;
-    v->v_create = prev ? prev->v_create : v->v_main;
-    v->v_version = prev ? prev->v_version + 1 : 1;
-    v->v_lease = lease;
-    v->v_value = copy;
-    v->v_vlen = vlen;
-    m->mv_bytes += MVCC_VER_BYTES(v);
+    v->v_val = val;
+    val->l_create = prev ? prev->v_val->l_create : v->v_main;
+    val->l_version = prev ? prev->v_val->l_version + 1 : 1;
+    val->l_lease = lease;
     m->mv_changes[m->mv_n_changes].c_key = k;
     m->mv_changes[m->mv_n_changes].c_idx = k->k_n;
     m->mv_n_changes++;
@@ -1139,7 +1152,7 @@ static int mvcc_wtxn_put(struct mvcc_wtxn *tx, struct mvcc_key *k, const struct 
     mvcc_dirty_note(m, k);
     return 0;
 fail:
-    mem_free(copy);
+    mem_free(val);
     return rc;
 }
 
@@ -1154,10 +1167,9 @@ static int mvcc_wtxn_tombstone(struct mvcc_wtxn *tx, struct mvcc_key *k)
     if (rc)
         return rc;
     struct mvcc_ver *v = &k->k_vers[k->k_n];
-    memset(v, 0, sizeof *v);
     v->v_main = tx->w_begin + 1;
     v->v_sub = (int64_t)m->mv_n_changes;
-    m->mv_bytes += MVCC_VER_BYTES(v);
+    v->v_val = MVCC_TOMB;
     m->mv_changes[m->mv_n_changes].c_key = k;
     m->mv_changes[m->mv_n_changes].c_idx = k->k_n;
     m->mv_n_changes++;
@@ -1183,8 +1195,7 @@ static void mvcc_wtxn_abort(struct mvcc_wtxn *tx)
         struct mvcc_key *k = c->c_key;
         assert(k->k_n == c->c_idx + 1);
         k->k_n--;
-        m->mv_bytes -= MVCC_VER_BYTES(&k->k_vers[k->k_n]);
-        mem_free(k->k_vers[k->k_n].v_value);
+        mvcc_ver_free(&k->k_vers[k->k_n]);
     }
 }
 
@@ -1205,6 +1216,7 @@ static int mvcc_hits_push(struct mvcc *m, size_t *n, struct mvcc_key *k,
     }
     m->mv_hits[*n].h_key = k;
     m->mv_hits[*n].h_ver = v;
+    m->mv_hits[*n].h_kv = NULL;
     (*n)++;
     return 0;
 }
@@ -1242,7 +1254,28 @@ static int mvcc_collect(struct mvcc *m, const struct mvcc_span *s, int64_t rev, 
     return 0;
 }
 
-/* apply.go pruneKVs with the min/max mod/create revision filters. */
+/* Every hit's whole kv (read back when evicted) in h_kv.  0 or -ERR_x. */
+static int mvcc_hits_load(struct mvcc *m, size_t n, struct mem_arena *a)
+{
+    if (!n)
+        return 0;
+    if (n > SIZE_MAX / sizeof(struct api_kv))
+        return -ERR_NOMEM;
+    struct api_kv *kvs = mem_arena_alloc(a, n * sizeof *kvs);
+    if (!kvs)
+        return -ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        struct mvcc_hit *h = &m->mv_hits[i];
+        int rc = mvcc_kv_load(m, &kvs[i], h->h_key, h->h_ver, true, a);
+        if (rc)
+            return rc;
+        h->h_kv = &kvs[i];
+    }
+    return 0;
+}
+
+/* apply.go pruneKVs with the min/max mod/create revision filters (the
+ * create ones on loaded hits). */
 static size_t mvcc_prune(struct mvcc_hit *h, size_t n, const struct api_range_req *req)
 {
     size_t j = 0;
@@ -1250,8 +1283,8 @@ static size_t mvcc_prune(struct mvcc_hit *h, size_t n, const struct api_range_re
         const struct mvcc_ver *v = h[i].h_ver;
         if ((req->max_mod_revision && v->v_main > req->max_mod_revision) ||
             (req->min_mod_revision && v->v_main < req->min_mod_revision) ||
-            (req->max_create_revision && v->v_create > req->max_create_revision) ||
-            (req->min_create_revision && v->v_create < req->min_create_revision))
+            (req->max_create_revision && h[i].h_kv->create_revision > req->max_create_revision) ||
+            (req->min_create_revision && h[i].h_kv->create_revision < req->min_create_revision))
             continue;
         h[j++] = h[i];
     }
@@ -1273,16 +1306,16 @@ static int mvcc_hit_cmp(const void *a, const void *b, const void *ctx)
     int c = 0;
     switch (by->target) {
     case API_SORT_VERSION:
-        c = mvcc_cmp64(x->h_ver->v_version, y->h_ver->v_version);
+        c = mvcc_cmp64(x->h_kv->version, y->h_kv->version);
         break;
     case API_SORT_CREATE:
-        c = mvcc_cmp64(x->h_ver->v_create, y->h_ver->v_create);
+        c = mvcc_cmp64(x->h_kv->create_revision, y->h_kv->create_revision);
         break;
     case API_SORT_MOD:
         c = mvcc_cmp64(x->h_ver->v_main, y->h_ver->v_main);
         break;
     case API_SORT_VALUE:
-        c = mvcc_bcmp(x->h_val.p, x->h_val.len, y->h_val.p, y->h_val.len);
+        c = mvcc_bcmp(x->h_kv->value.p, x->h_kv->value.len, y->h_kv->value.p, y->h_kv->value.len);
         break;
     default:
         break;
@@ -1319,18 +1352,23 @@ static void mvcc_hits_sort(struct mvcc_hit *h, size_t n, const struct api_range_
     mvcc_sort(h, n, sizeof *h, mvcc_hit_cmp, &by);
 }
 
-/* The kv points at the store's key and value bytes. */
+/* The kv of a put in memory (or of a tombstone: key and mod_revision);
+ * it points at the store's key and value bytes. */
 static void mvcc_kv_fill(struct api_kv *kv, const struct mvcc_key *k, const struct mvcc_ver *v,
                          bool with_value)
 {
+    assert(!MVCC_EVICTED(v));
+    memset(kv, 0, sizeof *kv);
     kv->key.p = k->k_bytes;
     kv->key.len = k->k_len;
-    kv->create_revision = v->v_create;
     kv->mod_revision = v->v_main;
-    kv->version = v->v_version;
-    kv->value.p = with_value ? v->v_value : NULL;
-    kv->value.len = with_value ? v->v_vlen : 0;
-    kv->lease = v->v_lease;
+    if (MVCC_IS_TOMB(v))
+        return;
+    kv->create_revision = v->v_val->l_create;
+    kv->version = v->v_val->l_version;
+    kv->lease = v->v_val->l_lease;
+    if (with_value && v->v_val->l_len)
+        kv->value = (struct pb_bytes){v->v_val->l_bytes, v->v_val->l_len};
 }
 
 /* applierV3backend.Range over storeTxnRead.rangeKeys, with cur the revision
@@ -1372,12 +1410,14 @@ static int mvcc_range_at(struct mvcc *m, const struct api_range_req *req, int64_
     resp->more = false;
     resp->count = count;
     if (!req->count_only) {
+        /* the index holds revisions; a filter or sort on more than those
+         * needs the kvs first */
+        bool by_kv = req->min_create_revision || req->max_create_revision ||
+                     req->sort_target == API_SORT_VERSION ||
+                     req->sort_target == API_SORT_CREATE || req->sort_target == API_SORT_VALUE;
+        if (by_kv && (rc = mvcc_hits_load(m, n, a)))
+            return rc;
         n = mvcc_prune(m->mv_hits, n, req);
-        bool by_value = req->sort_target == API_SORT_VALUE;
-        for (size_t i = 0; by_value && i < n; i++)
-            if ((rc = mvcc_value(m, m->mv_hits[i].h_key, m->mv_hits[i].h_ver, a,
-                                 &m->mv_hits[i].h_val)))
-                return rc;
         mvcc_hits_sort(m->mv_hits, n, req);
         if (req->limit > 0 && (uint64_t)n > (uint64_t)req->limit) {
             n = (size_t)req->limit;
@@ -1394,11 +1434,13 @@ static int mvcc_range_at(struct mvcc *m, const struct api_range_req *req, int64_
                     __builtin_prefetch(m->mv_hits[i + MVCC_PREFETCH].h_key);
                     __builtin_prefetch(m->mv_hits[i + MVCC_PREFETCH].h_ver);
                 }
+                if (i + MVCC_PREFETCH / 2 < n)
+                    __builtin_prefetch(m->mv_hits[i + MVCC_PREFETCH / 2].h_ver->v_val);
                 const struct mvcc_hit *h = &m->mv_hits[i];
-                if (by_value) {
-                    mvcc_kv_fill(&resp->kvs[i], h->h_key, h->h_ver, !req->keys_only);
-                    if (!req->keys_only)
-                        resp->kvs[i].value = h->h_val;
+                if (h->h_kv) {
+                    resp->kvs[i] = *h->h_kv;
+                    if (req->keys_only)
+                        resp->kvs[i].value = (struct pb_bytes){NULL, 0};
                 } else if ((rc = mvcc_kv_load(m, &resp->kvs[i], h->h_key, h->h_ver,
                                               !req->keys_only, a))) {
                     return rc;
@@ -1437,11 +1479,11 @@ static int mvcc_op_put(struct mvcc_wtxn *tx, const struct api_put_req *req, stru
     if ((req->ignore_value || req->ignore_lease) && !cur)
         return -ERR_KEY_NOT_FOUND;
     if (req->ignore_value) {
-        value = cur->v_value;
-        vlen = cur->v_vlen;
+        value = cur->v_val->l_bytes;
+        vlen = cur->v_val->l_len;
     }
     if (req->ignore_lease)
-        lease = cur->v_lease;
+        lease = cur->v_val->l_lease;
     resp->prev_kv = NULL;
     if (req->prev_kv && cur) {
         /* before the write: a failed put must leave nothing behind */
@@ -1543,24 +1585,27 @@ static enum mvcc_op mvcc_op_kind(const struct api_request_op *op)
  * the target names; otherwise 0 (or the empty value). */
 static bool mvcc_compare_ver(const struct api_compare *c, const struct mvcc_ver *v)
 {
+    /* compares read the present: each key's newest, which is in memory */
+    assert(!v || !MVCC_EVICTED(v));
+    const struct mvcc_val *l = v ? v->v_val : NULL;
     int r = 0;
     switch (c->target) {
     case API_CMP_VALUE: {
         struct pb_bytes want = c->has_value ? c->value : (struct pb_bytes){NULL, 0};
-        r = mvcc_bcmp(v ? v->v_value : NULL, v ? v->v_vlen : 0, want.p, want.len);
+        r = mvcc_bcmp(l ? l->l_bytes : NULL, l ? l->l_len : 0, want.p, want.len);
         break;
     }
     case API_CMP_CREATE:
-        r = mvcc_cmp64(v ? v->v_create : 0, c->has_create_revision ? c->create_revision : 0);
+        r = mvcc_cmp64(l ? l->l_create : 0, c->has_create_revision ? c->create_revision : 0);
         break;
     case API_CMP_MOD:
         r = mvcc_cmp64(v ? v->v_main : 0, c->has_mod_revision ? c->mod_revision : 0);
         break;
     case API_CMP_VERSION:
-        r = mvcc_cmp64(v ? v->v_version : 0, c->has_version ? c->version : 0);
+        r = mvcc_cmp64(l ? l->l_version : 0, c->has_version ? c->version : 0);
         break;
     case API_CMP_LEASE:
-        r = mvcc_cmp64(v ? v->v_lease : 0, c->has_lease ? c->lease : 0);
+        r = mvcc_cmp64(l ? l->l_lease : 0, c->has_lease ? c->lease : 0);
         break;
     default:
         break;
@@ -2066,37 +2111,26 @@ static size_t mvcc_key_from(const struct mvcc_key *k, int64_t rev)
     return lo;
 }
 
-/* etcd's event for revision idx of k.  Its prev is what etcd's watch server
- * reads for prev_kv, the key at main - 1: the newest revision before main,
- * if live.  Revisions earlier in the same main (a txn that put then deleted
- * the key) do not count, and when main - 1 is compacted that revision is
- * gone here too (compaction keeps only the newest revision <= the compacted
- * one), as etcd's read at main - 1 fails then.  Returns the revision the
- * prev is, NULL if none.  Values are the store's: NULL where evicted. */
-static const struct mvcc_ver *mvcc_event_fill(const struct mvcc_key *k, size_t idx,
-                                              struct mvcc_event *ev)
+/* The revision etcd's watch server reads as prev_kv of revision idx of k,
+ * the key at main - 1: the newest revision before main, if live, else NULL.
+ * Revisions earlier in the same main (a txn that put then deleted the key)
+ * do not count, and when main - 1 is compacted that revision is gone here
+ * too (compaction keeps only the newest revision <= the compacted one), as
+ * etcd's read at main - 1 fails then. */
+static const struct mvcc_ver *mvcc_prev_of(const struct mvcc_key *k, size_t idx)
 {
-    const struct mvcc_ver *v = &k->k_vers[idx];
-    memset(ev, 0, sizeof *ev);
-    ev->sub = v->v_sub;
-    if (v->v_version) {
-        ev->type = API_EVENT_PUT;
-        mvcc_kv_fill(&ev->kv, k, v, true);
-    } else {
-        ev->type = API_EVENT_DELETE;
-        ev->kv.key.p = k->k_bytes;
-        ev->kv.key.len = k->k_len;
-        ev->kv.mod_revision = v->v_main;
-    }
     size_t j = idx;
-    while (j > 0 && k->k_vers[j - 1].v_main == v->v_main)
+    while (j > 0 && k->k_vers[j - 1].v_main == k->k_vers[idx].v_main)
         j--;
-    if (j > 0 && k->k_vers[j - 1].v_version) {
-        ev->has_prev = true;
-        mvcc_kv_fill(&ev->prev, k, &k->k_vers[j - 1], true);
-        return &k->k_vers[j - 1];
-    }
-    return NULL;
+    return j > 0 && !MVCC_IS_TOMB(&k->k_vers[j - 1]) ? &k->k_vers[j - 1] : NULL;
+}
+
+/* etcd's event for revision idx of k, kvs not filled yet. */
+static void mvcc_event_head(const struct mvcc_key *k, size_t idx, struct mvcc_event *ev)
+{
+    memset(ev, 0, sizeof *ev);
+    ev->sub = k->k_vers[idx].v_sub;
+    ev->type = MVCC_IS_TOMB(&k->k_vers[idx]) ? API_EVENT_DELETE : API_EVENT_PUT;
 }
 
 size_t mvcc_last_n_events(const struct mvcc *m)
@@ -2107,10 +2141,16 @@ size_t mvcc_last_n_events(const struct mvcc *m)
 void mvcc_last_event(const struct mvcc *m, size_t i, struct mvcc_event *ev)
 {
     assert(i < m->mv_n_changes);
-    const struct mvcc_ver *pv = mvcc_event_fill(m->mv_changes[i].c_key, m->mv_changes[i].c_idx, ev);
+    const struct mvcc_key *k = m->mv_changes[i].c_key;
+    size_t idx = m->mv_changes[i].c_idx;
+    const struct mvcc_ver *pv = mvcc_prev_of(k, idx);
+    mvcc_event_head(k, idx, ev);
     /* what the last call wrote and replaced was its key's newest: in memory */
-    assert(!pv || !MVCC_EVICTED(pv));
-    (void)pv;
+    mvcc_kv_fill(&ev->kv, k, &k->k_vers[idx], true);
+    if (pv) {
+        ev->has_prev = true;
+        mvcc_kv_fill(&ev->prev, k, pv, true);
+    }
 }
 
 int64_t mvcc_compact_main_rev(const struct mvcc *m)
@@ -2246,7 +2286,6 @@ int mvcc_events_since(struct mvcc *m, struct pb_bytes key, struct pb_bytes range
     /* evicted values are read back; a prev is mostly the event just
      * before it, whose value is at hand */
     const struct mvcc_ver *last = NULL;
-    struct pb_bytes last_val = {0};
     size_t bytes = 0;
     int rc = 0;
     for (size_t i = 0; i < hn && !rc; i++) {
@@ -2258,15 +2297,17 @@ int mvcc_events_since(struct mvcc *m, struct pb_bytes key, struct pb_bytes range
             *next_rev = v->v_main;
             break;
         }
-        const struct mvcc_ver *pv = mvcc_event_fill(hk, h[i].r_idx, ev);
-        if (pv && pv == last)
-            ev->prev.value = last_val;
-        else if (pv)
-            rc = mvcc_value(m, hk, pv, a, &ev->prev.value);
-        if (!rc && ev->type == API_EVENT_PUT)
-            rc = mvcc_value(m, hk, v, a, &ev->kv.value);
+        const struct mvcc_ver *pv = mvcc_prev_of(hk, h[i].r_idx);
+        mvcc_event_head(hk, h[i].r_idx, ev);
+        rc = mvcc_kv_load(m, &ev->kv, hk, v, true, a);
+        if (pv) {
+            ev->has_prev = true;
+            if (pv == last)
+                ev->prev = (*evs)[i - 1].kv;
+            else if (!rc)
+                rc = mvcc_kv_load(m, &ev->prev, hk, pv, true, a);
+        }
         last = v;
-        last_val = ev->kv.value;
         bytes += ev->kv.value.len + ev->prev.value.len;
     }
     if (rc) {
@@ -2314,14 +2355,10 @@ int mvcc_compact(struct mvcc *m, int64_t rev)
     mvcc_tree_seek(t, NULL, 0, &it);
     while ((k = mvcc_iter_next(&it))) {
         size_t from = mvcc_key_compact_from(k, rev);
-        for (size_t i = 0; i < from; i++)
-            m->mv_bytes -= MVCC_VER_BYTES(&k->k_vers[i]);
-        if (from == k->k_n) {
-            m->mv_bytes -= MVCC_KEY_BYTES(k);
+        if (from == k->k_n)
             mvcc_key_free(k);
-        } else {
+        else
             mvcc_key_compact(k, from);
-        }
     }
     if (dead) {
         mvcc_node_free(t->t_root);
@@ -2341,10 +2378,8 @@ static void mvcc_restore_evict(struct mvcc *m, struct mvcc_key *k)
 {
     if (!m->mv_loader.load)
         return;
-    for (; k->k_res + 1 < k->k_n; k->k_res++) {
-        mem_free(k->k_vers[k->k_res].v_value);
-        k->k_vers[k->k_res].v_value = NULL;
-    }
+    for (; k->k_res + 1 < k->k_n; k->k_res++)
+        mvcc_ver_free(&k->k_vers[k->k_res]);
 }
 
 int mvcc_restore_rev(struct mvcc *m, int64_t main, int64_t sub, const struct api_kv *kv,
@@ -2365,21 +2400,16 @@ int mvcc_restore_rev(struct mvcc *m, int64_t main, int64_t sub, const struct api
         if ((rc = mvcc_key_reserve(k)))
             return rc;
         v = &k->k_vers[k->k_n++];
-        memset(v, 0, sizeof *v);
         v->v_main = main;
         v->v_sub = sub;
-        m->mv_bytes += MVCC_VER_BYTES(v);
+        v->v_val = MVCC_TOMB;
         mvcc_restore_evict(m, k);
         return 0;
     }
     assert(kv->version >= 1 && kv->mod_revision == main);
-    uint8_t *copy = NULL;
-    if (kv->value.len) {
-        copy = mem_alloc(kv->value.len);
-        if (!copy)
-            return -ERR_NOMEM;
-        memcpy(copy, kv->value.p, kv->value.len);
-    }
+    struct mvcc_val *val = mvcc_val_new(kv->value.p, kv->value.len);
+    if (!val)
+        return -ERR_NOMEM;
     if (k) {
         rc = mvcc_key_reserve(k);
     } else {
@@ -2387,13 +2417,12 @@ int mvcc_restore_rev(struct mvcc *m, int64_t main, int64_t sub, const struct api
         rc = k ? mvcc_tree_reserve(&m->mv_tree) : -ERR_NOMEM;
         if (rc == 0) {
             mvcc_tree_insert(&m->mv_tree, k, &path);
-            m->mv_bytes += MVCC_KEY_BYTES(k);
         } else if (k) {
             mvcc_key_free(k);
         }
     }
     if (rc) {
-        mem_free(copy);
+        mem_free(val);
         return rc;
     }
     /* the stored KeyValue is what etcd serves, so its fields are taken as
@@ -2401,12 +2430,10 @@ int mvcc_restore_rev(struct mvcc *m, int64_t main, int64_t sub, const struct api
     v = &k->k_vers[k->k_n++];
     v->v_main = main;
     v->v_sub = sub;
-    v->v_create = kv->create_revision;
-    v->v_version = kv->version;
-    v->v_lease = kv->lease;
-    v->v_value = copy;
-    v->v_vlen = kv->value.len;
-    m->mv_bytes += MVCC_VER_BYTES(v);
+    v->v_val = val;
+    val->l_create = kv->create_revision;
+    val->l_version = kv->version;
+    val->l_lease = kv->lease;
     mvcc_restore_evict(m, k);
     return 0;
 }
@@ -2496,7 +2523,7 @@ int mvcc_keep(const struct mvcc *m, int64_t rev, int64_t upto, struct mvcc_revis
             else
                 hi = mid;
         }
-        if (lo == 0 || !k->k_vers[lo - 1].v_version)
+        if (lo == 0 || MVCC_IS_TOMB(&k->k_vers[lo - 1]))
             continue;
         all++;
         const struct mvcc_ver *v = &k->k_vers[lo - 1];
@@ -2541,7 +2568,7 @@ int mvcc_leased_keys(const struct mvcc *m, struct mem_arena *a, struct api_kv **
     mvcc_tree_seek(&m->mv_tree, NULL, 0, &it);
     while ((k = mvcc_iter_next(&it))) {
         const struct mvcc_ver *v = mvcc_key_latest(k);
-        cnt += v && v->v_lease;
+        cnt += v && v->v_val->l_lease;
     }
     if (!cnt)
         return 0;
@@ -2553,11 +2580,11 @@ int mvcc_leased_keys(const struct mvcc *m, struct mem_arena *a, struct api_kv **
     mvcc_tree_seek(&m->mv_tree, NULL, 0, &it);
     while ((k = mvcc_iter_next(&it))) {
         const struct mvcc_ver *v = mvcc_key_latest(k);
-        if (!v || !v->v_lease)
+        if (!v || !v->v_val->l_lease)
             continue;
         kvs[*n].key.p = k->k_bytes;
         kvs[*n].key.len = k->k_len;
-        kvs[(*n)++].lease = v->v_lease;
+        kvs[(*n)++].lease = v->v_val->l_lease;
     }
     *out = kvs;
     return 0;

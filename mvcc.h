@@ -41,11 +41,6 @@ void mvcc_free(struct mvcc *m);
 int64_t mvcc_rev(const struct mvcc *m);
 /* Last compacted revision, 0 if never compacted. */
 int64_t mvcc_compact_rev(const struct mvcc *m);
-/* Bytes of keys, values and per-revision bookkeeping the store holds (0 when
- * empty): Status' dbSize/dbSizeInUse until the store sits on db.c, whose
- * file size etcd reports instead.  Goes down on compaction only, as etcd's
- * in-use size does.  O(1). */
-size_t mvcc_bytes(const struct mvcc *m);
 
 /* Optional: how mvcc_txn asks whether a lease exists.  etcd checks, before
  * applying a txn, every put with a non-zero lease on the branches the txn
@@ -106,20 +101,23 @@ int mvcc_txn_check(const struct api_txn_req *req, int max_ops) MEM_MUST_CHECK;
 int mvcc_txn(struct mvcc *m, const struct api_txn_req *req, struct mem_arena *a,
              struct api_txn_resp *resp) MEM_MUST_CHECK;
 
-/* ---- values on disk ----
+/* ---- history on disk ----
  *
- * With a loader, a value stays in memory while it is its key's newest and
- * until the backend holds it durably; mvcc_evict then drops it, and reads
- * of history (a range at an old revision, its sort by value, a watcher's
- * catch-up) get it back through the loader.  Reads of the present, prev_kv
- * of a write, txn compares and the event feed of the last write never load.
- * A failed load fails the call with the loader's error (a txn is then undone
- * as for -ERR_NOMEM). */
+ * The key index keeps every revision (24 bytes each).  With a loader, the
+ * rest of a revision's KeyValue (value, create revision, version, lease)
+ * stays in memory while it is its key's newest and until the backend holds
+ * it durably; mvcc_evict then drops it, and reads of history (a range at an
+ * old revision, a watcher's catch-up) get it back through the loader.
+ * Reads of the present, prev_kv of a write, txn compares and the event feed
+ * of the last write never load.  A failed load fails the call with the
+ * loader's error (a txn is then undone as for -ERR_NOMEM). */
 struct mvcc_loader {
-    /* The value of key at revision (main, sub), copied into a.  0 or -ERR_x
-     * (-ERR_NOMEM, -ERR_CORRUPT). */
+    /* The KeyValue stored for key at revision (main, sub), a put: its
+     * create_revision, version, lease and value (copied into a) in *kv;
+     * mvcc sets key and mod_revision.  0 or -ERR_x (-ERR_NOMEM,
+     * -ERR_CORRUPT). */
     int (*load)(void *ctx, struct pb_bytes key, int64_t main, int64_t sub, struct mem_arena *a,
-                struct pb_bytes *value);
+                struct api_kv *kv);
     /* The call that loaded is over: a loader may keep one read transaction
      * across the loads of a call and end it here. */
     void (*done)(void *ctx);
@@ -127,7 +125,7 @@ struct mvcc_loader {
 };
 /* Before the first write or restore. */
 void mvcc_set_loader(struct mvcc *m, const struct mvcc_loader *l);
-/* The backend holds every revision <= rev durably: drops the values of
+/* The backend holds every revision <= rev durably: drops the KeyValues of
  * those that are not their key's newest.  Cost: the keys written since they
  * were last evicted.  Without a loader, does nothing. */
 void mvcc_evict(struct mvcc *m, int64_t rev);

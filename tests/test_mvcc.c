@@ -158,26 +158,25 @@ static void check_tree(const struct mvcc *m)
     const struct mvcc_node *leaf = NULL;
     assert_int_equal(check_node(t->t_root, 0, t->t_height, &prev, &leaf), t->t_n_keys);
     assert_null(leaf->n_next);
-    /* every record's revisions ascend and carry consistent versions, and
-     * mvcc_bytes adds up */
+    /* every record's revisions ascend and carry consistent versions (where
+     * in memory), and its newest is in memory */
     struct mvcc_iter it;
     struct mvcc_key *k;
-    size_t bytes = 0;
     mvcc_tree_seek(t, NULL, 0, &it);
     while ((k = mvcc_iter_next(&it))) {
-        bytes += MVCC_KEY_BYTES(k);
-        for (size_t i = 0; i < k->k_n; i++)
-            bytes += MVCC_VER_BYTES(&k->k_vers[i]);
+        if (k->k_n)
+            assert_false(MVCC_EVICTED(&k->k_vers[k->k_n - 1]));
         for (size_t i = 1; i < k->k_n; i++) {
             const struct mvcc_ver *a = &k->k_vers[i - 1], *b = &k->k_vers[i];
             assert_true(a->v_main < b->v_main || (a->v_main == b->v_main && a->v_sub < b->v_sub));
-            if (b->v_version > 1)
-                assert_int_equal(b->v_version, a->v_version + 1);
-            if (b->v_version == 1)
-                assert_int_equal(b->v_create, b->v_main);
+            if (MVCC_EVICTED(b) || MVCC_IS_TOMB(b))
+                continue;
+            if (b->v_val->l_version > 1 && !MVCC_EVICTED(a))
+                assert_int_equal(b->v_val->l_version, a->v_val->l_version + 1);
+            if (b->v_val->l_version == 1)
+                assert_int_equal(b->v_val->l_create, b->v_main);
         }
     }
-    assert_int_equal(mvcc_bytes(m), bytes);
 }
 
 /* A canonical dump of the store: revisions, then every record with its
@@ -215,10 +214,14 @@ static struct dump dump_store(const struct mvcc *m)
         dump_add(&d, &k->k_n, sizeof k->k_n);
         for (size_t i = 0; i < k->k_n; i++) {
             const struct mvcc_ver *v = &k->k_vers[i];
-            int64_t f[5] = {v->v_main, v->v_sub, v->v_create, v->v_version, v->v_lease};
+            int64_t f[3] = {v->v_main, v->v_sub, MVCC_IS_TOMB(v) ? 1 : MVCC_EVICTED(v) ? 2 : 0};
             dump_add(&d, f, sizeof f);
-            dump_add(&d, &v->v_vlen, sizeof v->v_vlen);
-            dump_add(&d, v->v_value, v->v_vlen);
+            if (MVCC_IS_TOMB(v) || MVCC_EVICTED(v))
+                continue;
+            const struct mvcc_val *l = v->v_val;
+            int64_t g[4] = {l->l_create, l->l_version, l->l_lease, (int64_t)l->l_len};
+            dump_add(&d, g, sizeof g);
+            dump_add(&d, l->l_bytes, l->l_len);
         }
     }
     return d;
@@ -239,7 +242,6 @@ static void test_new_store(void **state)
     assert_non_null(m);
     assert_int_equal(mvcc_rev(m), 1);
     assert_int_equal(mvcc_compact_rev(m), 0);
-    assert_int_equal(mvcc_bytes(m), 0);
     struct api_range_resp r = get_at(m, "a", 0);
     assert_int_equal(r.count, 0);
     assert_int_equal(r.n_kvs, 0);
@@ -631,11 +633,9 @@ static void test_compact(void **state)
     assert_int_equal(r.kvs[0].version, 3);
     assert_int_equal(r.kvs[0].create_revision, 8);
 
-    size_t before = mvcc_bytes(m);
     del(m, BS("\0"), BS("\0"), NULL);
-    assert_true(mvcc_bytes(m) > before); /* tombstones until compacted */
+    assert_int_equal(rec(m, "c")->k_n, 3); /* tombstones until compacted */
     assert_int_equal(mvcc_compact(m, mvcc_rev(m)), 0);
-    assert_int_equal(mvcc_bytes(m), 0);
     assert_int_equal(m->mv_tree.t_n_keys, 0);
     assert_null(m->mv_tree.t_root);
     check_tree(m);
@@ -2127,7 +2127,7 @@ static void verify_all(struct mvcc *m, const struct model *md)
 /* A backend for the evicting runs: every revision the feed reported, kept
  * in (main, sub) order as the key bucket keeps them. */
 struct disk_rev {
-    int64_t main, sub;
+    int64_t main, sub, create, version, lease;
     uint8_t *key, *val;
     size_t klen, vlen;
 };
@@ -2142,7 +2142,7 @@ static struct {
 } disk;
 
 static int disk_load(void *ctx, struct pb_bytes key, int64_t main, int64_t sub, struct mem_arena *a,
-                     struct pb_bytes *value)
+                     struct api_kv *kv)
 {
     (void)ctx;
     assert_true(main <= disk.durable); /* only what was evicted is asked for */
@@ -2165,7 +2165,10 @@ static int disk_load(void *ctx, struct pb_bytes key, int64_t main, int64_t sub, 
     uint8_t *p = d->vlen ? mem_arena_dup(a, d->val, d->vlen) : NULL;
     if (d->vlen && !p)
         return -ERR_NOMEM;
-    *value = (struct pb_bytes){p, d->vlen};
+    kv->value = (struct pb_bytes){p, d->vlen};
+    kv->create_revision = d->create;
+    kv->version = d->version;
+    kv->lease = d->lease;
     return 0;
 }
 
@@ -2191,6 +2194,9 @@ static void disk_record(const struct mvcc *m)
         struct disk_rev *d = &disk.v[disk.n++];
         d->main = ev.kv.mod_revision;
         d->sub = ev.sub;
+        d->create = ev.kv.create_revision;
+        d->version = ev.kv.version;
+        d->lease = ev.kv.lease;
         d->klen = ev.kv.key.len;
         d->key = malloc(d->klen + 1);
         memcpy(d->key, ev.kv.key.p, d->klen);
@@ -2220,7 +2226,7 @@ static size_t resident_old_values(const struct mvcc *m)
     mvcc_tree_seek(&m->mv_tree, NULL, 0, &it);
     while ((k = mvcc_iter_next(&it)))
         for (size_t i = 0; i + 1 < k->k_n; i++)
-            n += k->k_vers[i].v_value != NULL;
+            n += !MVCC_EVICTED(&k->k_vers[i]) && !MVCC_IS_TOMB(&k->k_vers[i]);
     return n;
 }
 
