@@ -1,7 +1,7 @@
-/* loop.c - epoll event loop with timers, deferred work, signals and one
- * worker thread for blocking disk work (loop.h).  It owns the epoll, signal
- * and event descriptors, the timer heap and the worker's job queue; the fds
- * it watches belong to their callers. */
+/* loop.c - epoll event loop with timers, deferred work, signals and worker
+ * threads (lanes) for blocking disk work (loop.h).  It owns the epoll,
+ * signal and event descriptors, the timer heap and the workers' job queues;
+ * the fds it watches belong to their callers. */
 #include "loop.h"
 
 #include <errno.h>
@@ -45,10 +45,10 @@ struct loop_job {
 };
 
 struct loop_worker {
+    struct loop *loop;
     pthread_t thread;
     bool started;
     bool quit;
-    int efd; /* eventfd: the worker finished jobs */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     pthread_cond_t idle_cv; /* signalled when a job finishes */
@@ -60,7 +60,8 @@ struct loop_worker {
 struct loop {
     int epfd;
     int sigfd;
-    struct loop_worker w;
+    int efd; /* eventfd: a worker finished jobs */
+    struct loop_worker w[LOOP_LANES];
     bool stop;
     int stop_signal;
     uint64_t now;
@@ -100,22 +101,26 @@ struct loop *loop_new(void)
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = -1};
     if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->sigfd, &ev) < 0)
         goto fail_sig;
-    l->w.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (l->w.efd < 0)
+    l->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (l->efd < 0)
         goto fail_sig;
     ev = (struct epoll_event){.events = EPOLLIN, .data.fd = -2};
-    if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->w.efd, &ev) < 0)
+    if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->efd, &ev) < 0)
         goto fail_efd;
-    pthread_mutex_init(&l->w.mu, NULL);
-    pthread_cond_init(&l->w.cv, NULL);
-    pthread_cond_init(&l->w.idle_cv, NULL);
-    l->w.todo_tail = &l->w.todo;
-    l->w.done_tail = &l->w.done;
+    for (unsigned i = 0; i < LOOP_LANES; i++) {
+        struct loop_worker *w = &l->w[i];
+        w->loop = l;
+        pthread_mutex_init(&w->mu, NULL);
+        pthread_cond_init(&w->cv, NULL);
+        pthread_cond_init(&w->idle_cv, NULL);
+        w->todo_tail = &w->todo;
+        w->done_tail = &w->done;
+    }
     l->now = mono_ms();
     l->next_timer_id = 1;
     return l;
 fail_efd:
-    close(l->w.efd);
+    close(l->efd);
 fail_sig:
     close(l->sigfd);
 fail_ep:
@@ -125,14 +130,15 @@ fail_alloc:
     return NULL;
 }
 
-static void worker_stop(struct loop *l);
+static void worker_stop(struct loop_worker *w);
 
 void loop_free(struct loop *l)
 {
     if (!l)
         return;
-    worker_stop(l);
-    close(l->w.efd);
+    for (unsigned i = 0; i < LOOP_LANES; i++)
+        worker_stop(&l->w[i]);
+    close(l->efd);
     close(l->sigfd);
     close(l->epfd);
     mem_free(l->fds);
@@ -287,8 +293,7 @@ static void run_deferred(struct loop *l)
 
 static void *worker_main(void *arg)
 {
-    struct loop *l = arg;
-    struct loop_worker *w = &l->w;
+    struct loop_worker *w = arg;
     pthread_mutex_lock(&w->mu);
     for (;;) {
         while (!w->todo && !w->quit)
@@ -310,7 +315,7 @@ static void *worker_main(void *arg)
         w->done_tail = &j->next;
         uint64_t one = 1;
         /* cannot fail short of the counter overflowing */
-        (void)!write(w->efd, &one, sizeof one);
+        (void)!write(w->loop->efd, &one, sizeof one);
     }
     pthread_mutex_unlock(&w->mu);
     mem_release_cache();
@@ -319,7 +324,12 @@ static void *worker_main(void *arg)
 
 int loop_work(struct loop *l, loop_work_fn work, loop_defer_fn done, void *arg)
 {
-    struct loop_worker *w = &l->w;
+    return loop_work_on(l, 0, work, done, arg);
+}
+
+int loop_work_on(struct loop *l, unsigned lane, loop_work_fn work, loop_defer_fn done, void *arg)
+{
+    struct loop_worker *w = &l->w[lane];
     struct loop_job *j = mem_alloc(sizeof *j);
     if (!j)
         return -1;
@@ -327,7 +337,7 @@ int loop_work(struct loop *l, loop_work_fn work, loop_defer_fn done, void *arg)
     pthread_mutex_lock(&w->mu);
     if (!w->started) {
         /* started on first use: a server that never writes has no thread */
-        if (pthread_create(&w->thread, NULL, worker_main, l) != 0) {
+        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
             pthread_mutex_unlock(&w->mu);
             mem_free(j);
             return -1;
@@ -343,36 +353,39 @@ int loop_work(struct loop *l, loop_work_fn work, loop_defer_fn done, void *arg)
 
 static void run_completions(struct loop *l)
 {
-    struct loop_worker *w = &l->w;
     uint64_t n;
-    if (read(w->efd, &n, sizeof n) < 0 && errno != EAGAIN)
+    if (read(l->efd, &n, sizeof n) < 0 && errno != EAGAIN)
         return;
-    pthread_mutex_lock(&w->mu);
-    struct loop_job *j = w->done;
-    w->done = NULL;
-    w->done_tail = &w->done;
-    pthread_mutex_unlock(&w->mu);
-    while (j) {
-        struct loop_job *next = j->next;
-        if (j->done)
-            j->done(l, j->arg);
-        mem_free(j);
-        j = next;
+    for (unsigned i = 0; i < LOOP_LANES; i++) {
+        struct loop_worker *w = &l->w[i];
+        pthread_mutex_lock(&w->mu);
+        struct loop_job *j = w->done;
+        w->done = NULL;
+        w->done_tail = &w->done;
+        pthread_mutex_unlock(&w->mu);
+        while (j) {
+            struct loop_job *next = j->next;
+            if (j->done)
+                j->done(l, j->arg);
+            mem_free(j);
+            j = next;
+        }
     }
 }
 
 void loop_wait_worker(struct loop *l)
 {
-    struct loop_worker *w = &l->w;
-    pthread_mutex_lock(&w->mu);
-    while (w->todo || w->busy)
-        pthread_cond_wait(&w->idle_cv, &w->mu);
-    pthread_mutex_unlock(&w->mu);
+    for (unsigned i = 0; i < LOOP_LANES; i++) {
+        struct loop_worker *w = &l->w[i];
+        pthread_mutex_lock(&w->mu);
+        while (w->todo || w->busy)
+            pthread_cond_wait(&w->idle_cv, &w->mu);
+        pthread_mutex_unlock(&w->mu);
+    }
 }
 
-static void worker_stop(struct loop *l)
+static void worker_stop(struct loop_worker *w)
 {
-    struct loop_worker *w = &l->w;
     pthread_mutex_lock(&w->mu);
     w->quit = true;
     pthread_cond_signal(&w->cv);

@@ -37,16 +37,22 @@ void loop_timer_cancel(struct loop *l, uint64_t id);
  * each, or to group-commit).  Returns 0 or -1 on OOM. */
 int loop_defer(struct loop *l, loop_defer_fn fn, void *arg) __attribute__((warn_unused_result));
 
-/* Runs work(arg) on the loop's worker thread, then done(arg) back on the
- * loop thread.  Jobs run one at a time in submission order: the worker is
- * where blocking disk work (WAL fdatasync, backend commits) goes so the
- * loop keeps serving.  work must not touch loop-owned state.  0, or -1 on
- * OOM or if the thread cannot be started. */
+/* Runs work(arg) on one of the loop's worker threads (a lane), then
+ * done(arg) back on the loop thread.  A lane runs its jobs one at a time in
+ * submission order; lanes run side by side, so a long job on one (a
+ * backend commit) does not hold up another's (a WAL fdatasync).  The
+ * workers are where blocking disk work goes so the loop keeps serving.
+ * work must not touch loop-owned state.  A lane's thread starts on its
+ * first job.  0, or -1 on OOM or if the thread cannot be started. */
+#define LOOP_LANES 2
 typedef void (*loop_work_fn)(void *arg);
+int loop_work_on(struct loop *l, unsigned lane, loop_work_fn work, loop_defer_fn done, void *arg)
+    __attribute__((warn_unused_result));
+/* loop_work_on lane 0. */
 int loop_work(struct loop *l, loop_work_fn work, loop_defer_fn done, void *arg)
     __attribute__((warn_unused_result));
 
-/* Blocks until the worker has run every queued job (their done callbacks
+/* Blocks until every lane has run every queued job (their done callbacks
  * are not run: for shutdown, after loop_run returned). */
 void loop_wait_worker(struct loop *l);
 

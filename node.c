@@ -39,6 +39,12 @@
 #include "watch.h"
 
 #define NODE_MAX_MEMBERS 64
+/* Worker lanes (loop_work_on): the WAL's writes and snapshots on one, the
+ * db's commits and maintenance on the other, so that an entry's fdatasync
+ * never waits behind a backend commit.  The db only ever holds what the
+ * WAL already made durable, so the two need no ordering between them. */
+#define LANE_WAL 0
+#define LANE_DB 1
 #define WAIT_MIN_CAP 1024
 
 /* Who waits for an entry to apply: a gRPC call, or an internal caller's
@@ -681,7 +687,7 @@ static void backend_kick(struct node *n)
     if (backend_commit_due(n->be, now)) {
         n->bjob = backend_commit_prepare(n->be, now);
         n->bjob_index = n->consistent_index;
-        if (n->bjob && loop_work(n->loop, backend_work, backend_done, n) == 0)
+        if (n->bjob && loop_work_on(n->loop, LANE_DB, backend_work, backend_done, n) == 0)
             return;
         if (n->bjob) { /* no memory to queue it: commit here instead */
             backend_commit_run(n->bjob);
@@ -831,7 +837,7 @@ static void maybe_snapshot(struct node *n)
     log_line(LOG_INFO, "etcdserver/server.go:2381", "etcdserver", "triggering snapshot", msg, fields);
     n->job_running = true;
     n->snap_job = j;
-    if (loop_work(n->loop, snap_work, snap_done, j) < 0) {
+    if (loop_work_on(n->loop, LANE_WAL, snap_work, snap_done, j) < 0) {
         j->rc = -1;
         snprintf(j->err, sizeof j->err, "out of memory");
         snap_done(n->loop, j);
@@ -1057,7 +1063,7 @@ static void persist_done(struct loop *l, void *arg)
 static void start_persist(struct node *n)
 {
     n->job_running = true;
-    if (loop_work(n->loop, persist_work, persist_done, n) < 0) {
+    if (loop_work_on(n->loop, LANE_WAL, persist_work, persist_done, n) < 0) {
         n->job_running = false;
         loop_timer_add(n->loop, 10, persist_retry, n);
     }
@@ -1605,11 +1611,11 @@ static void mjob_start(struct node *n, struct node_mjob *mj)
     }
     n->bjob = backend_commit_prepare(n->be, now);
     n->bjob_index = n->consistent_index;
-    if (n->bjob && loop_work(n->loop, backend_work, backend_done, n) < 0) {
+    if (n->bjob && loop_work_on(n->loop, LANE_DB, backend_work, backend_done, n) < 0) {
         backend_commit_run(n->bjob);
         backend_done(n->loop, n);
     }
-    if (loop_work(n->loop, mjob_work, mjob_done, mj) < 0) {
+    if (loop_work_on(n->loop, LANE_DB, mjob_work, mjob_done, mj) < 0) {
         if (mj->call)
             grpc_call_fail(mj->call, GRPC_RESOURCE_EXHAUSTED, "etcdserver: out of memory");
         mj->call = NULL;

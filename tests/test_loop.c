@@ -102,6 +102,48 @@ static void test_worker(void **state)
     assert_null(strchr(trace, 'D'));
 }
 
+/* Lane 1's job waits until lane 0's has run: lanes run side by side. */
+static int lane0_ran;
+
+static void lane0_work(void *arg)
+{
+    (void)arg;
+    mark('0');
+    __atomic_store_n(&lane0_ran, 1, __ATOMIC_RELEASE);
+}
+
+static void lane1_work(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 5000 && !__atomic_load_n(&lane0_ran, __ATOMIC_ACQUIRE); i++)
+        usleep(1000);
+    mark('1');
+}
+
+static int lanes_done;
+
+static void lane_done(struct loop *l, void *arg)
+{
+    (void)arg;
+    if (++lanes_done == 2)
+        loop_stop(l);
+}
+
+static void test_lanes(void **state)
+{
+    (void)state;
+    struct loop *l = loop_new();
+    assert_non_null(l);
+    ntrace = 0;
+    lane0_ran = lanes_done = 0;
+    assert_int_equal(loop_work_on(l, 1, lane1_work, lane_done, NULL), 0);
+    assert_int_equal(loop_work_on(l, 0, lane0_work, lane_done, NULL), 0);
+    assert_int_equal(loop_run(l), 0);
+    assert_string_equal(trace, "01");
+    assert_int_equal(lanes_done, 2);
+    loop_free(l);
+}
+
 static int pipefd[2];
 
 static void deferred(struct loop *l, void *arg)
@@ -161,6 +203,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_timers),
         cmocka_unit_test(test_worker),
+        cmocka_unit_test(test_lanes),
         cmocka_unit_test(test_fd_and_defer),
         cmocka_unit_test(test_signal_stops),
     };
