@@ -335,10 +335,12 @@ def history_values_are_read_back_from_disk():
         time.sleep(0.5)  # a backend commit, then eviction
         growth = _anon_kib(srv.proc.pid) - r0
         # values and raft entries kept would be twice the history; the
-        # release build keeps a few batches' worth, ASan's shadow memory,
-        # redzones and quarantine add to that
+        # release build keeps a few batches' worth (3-8 MB); ASan's shadow
+        # memory, redzones, quarantine and a thread per lane add to that
+        # (11-19 MB)
         asan = os.path.realpath(OUR_BIN) != os.path.realpath(REL_BIN)
-        check(growth < n * vsize // 1024 * (3 if asan else 1) // 4,
+        print("    resident heap grew %d KiB for %d KiB of history" % (growth, n * vsize // 1024), flush=True)
+        check(growth < n * vsize // 1024 * (4 if asan else 2) // 4,
               "server grew %d KiB for %d KiB of history" % (growth, n * vsize // 1024))
 
         def check_history(what):
