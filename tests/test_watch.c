@@ -1061,6 +1061,20 @@ static void test_progress(void **state)
 /* A client that stops reading: its queue stays bounded, its watch falls
  * back to history, another client on another connection keeps getting
  * every event at once; when it reads again it gets everything, in order. */
+/* The i-th of a run of 4,000-byte puts over 100 keys: the hub runs every
+ * 7th, and the connections' bytes move. */
+static void put_4k(int i)
+{
+    static char v[4001];
+    memset(v, 'v', 4000);
+    char k[16];
+    snprintf(k, sizeof k, "key%04d", i % 100);
+    wput(k, v);
+    if (i % 7 == 0)
+        watch_run(hub, now += 10);
+    shuttle();
+}
+
 static void test_slow_stream(void **state)
 {
     (void)state;
@@ -1074,16 +1088,9 @@ static void test_slow_stream(void **state)
     struct twatch *fast = watch_new(1, 0, &(struct wopts){.key = "", .open = true});
     shuttle();
     conns[0].paused = true;
-    static char v[4001];
-    memset(v, 'v', 4000);
     size_t max_queued = 0, max_bytes = 0;
     for (int i = 0; i < 3000; i++) {
-        char k[16];
-        snprintf(k, sizeof k, "key%04d", i % 100);
-        wput(k, v);
-        if (i % 7 == 0)
-            watch_run(hub, now += 10);
-        shuttle();
+        put_4k(i);
         size_t q = h2_stream_queued(conns[0].srv, conns[0].st[0].sid);
         if (q > max_queued)
             max_queued = q;
@@ -1118,16 +1125,9 @@ static void test_slow_connection(void **state)
     }
     shuttle();
     conns[0].paused = true;
-    static char v[4001];
-    memset(v, 'v', 4000);
     size_t max_queued = 0;
     for (int i = 0; i < 1000; i++) {
-        char k[16];
-        snprintf(k, sizeof k, "key%04d", i % 100);
-        wput(k, v);
-        if (i % 7 == 0)
-            watch_run(hub, now += 10);
-        shuttle();
+        put_4k(i);
         if (h2_conn_queued(conns[0].srv) > max_queued)
             max_queued = h2_conn_queued(conns[0].srv);
     }
