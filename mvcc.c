@@ -2,8 +2,10 @@
  *
  * Owns: the current and compacted revisions; the key index, an in-memory
  * B+tree of key records in bytewise order, each record holding every revision
- * of its key that compaction has kept (value, lease, create revision,
- * version; a tombstone ends a generation); etcd 3.4's Range/Put/DeleteRange/
+ * of its key that compaction has kept (and, for those in memory, value,
+ * lease, create revision and version; a tombstone ends a generation); which
+ * revisions' KeyValues may be evicted once the backend holds them, and
+ * reading them back through the caller's loader; etcd 3.4's Range/Put/DeleteRange/
  * Txn semantics as its applier (etcdserver/apply.go) and store
  * (mvcc/kvstore_txn.go, key_index.go) define them; the API layer's txn
  * validation (v3rpc/key.go checkTxnRequest, checkIntervals); compaction.
@@ -175,8 +177,6 @@ struct mvcc {
     struct mvcc_key **mv_dirty;
     size_t mv_n_dirty, mv_cap_dirty;
 };
-
-/* What mvcc_bytes counts for a key record and for each of its revisions. */
 
 /* Which member of a RequestOp is set.  api.h promises exactly one; should a
  * caller set several, every pass (path, checks, apply, validation) picks the
