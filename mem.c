@@ -284,7 +284,7 @@ struct mem_arena_chunk {
     _Alignas(16) unsigned char data[];
 };
 
-#define ARENA_CHUNK_MIN 4096
+#define ARENA_CHUNK_MIN 1024
 
 void mem_arena_init(struct mem_arena *a, size_t limit)
 {

@@ -43,8 +43,8 @@ struct mvcc_val {
 
 /* One revision of a key, as etcd's keyIndex holds it, and what is in
  * memory of the KeyValue the backend stores under it: everything, or, once
- * evicted, nothing (the backend has it).  24 bytes: a long history costs
- * little more than etcd's index. */
+ * evicted, nothing (the backend has it).  Evicted revisions are kept packed
+ * (struct mvcc_hist); this is their unpacked form. */
 struct mvcc_ver {
     int64_t v_main;
     int64_t v_sub;
@@ -57,17 +57,54 @@ static struct mvcc_val mvcc_tomb_val;
 #define MVCC_IS_TOMB(v) ((v)->v_val == MVCC_TOMB)
 #define MVCC_EVICTED(v) (!(v)->v_val)
 
-/* A key and its kept revisions, oldest first.  A record with no revisions is
- * a ghost left by a rolled-back transaction: it reads as absent at every
- * revision and the next compaction frees it. */
+/* Where a group of packed revisions starts: revision m_idx of the key, of
+ * main revision m_main, is encoded at byte m_off (with a delta of 0). */
+struct mvcc_mark {
+    int64_t m_main;
+    uint32_t m_off;
+    uint32_t m_idx;
+};
+
+/* A key's evicted revisions, oldest first, packed: a history of hot keys is
+ * most of the index, and its revisions are dense.  Each is a varint of
+ * (main - previous main) << 2 | tombstone << 1 | (sub != 0), then the sub
+ * as a varint if it is not 0: mostly one byte.  Every MVCC_HIST_GROUP
+ * revisions a mark lets lookups start without decoding what comes before. */
+struct mvcc_hist {
+    uint8_t *h_bytes;         /* owned */
+    struct mvcc_mark *h_marks; /* owned, ascending */
+    uint32_t h_n;             /* revisions */
+    uint32_t h_len, h_cap;    /* bytes used, allocated */
+    uint32_t h_n_marks, h_cap_marks;
+    int64_t h_last;           /* main of the newest */
+};
+
+#define MVCC_HIST_GROUP 32
+#define MVCC_HIST_ENTRY_MAX 20 /* two 10-byte varints */
+
+/* A key and its kept revisions, oldest first: the first k_res packed in
+ * k_hist, the rest (its newest at least) in k_vers, revision i at
+ * k_vers[i - k_res].  A record with no revisions is a ghost left by a
+ * rolled-back transaction: it reads as absent at every revision and the next
+ * compaction frees it. */
 struct mvcc_key {
     struct mvcc_ver *k_vers; /* owned array, ascending (main, sub) */
+    struct mvcc_hist *k_hist; /* owned; NULL while k_res is 0 */
     size_t k_n;
-    size_t k_cap;
-    size_t k_res;    /* revisions before k_res have had their values evicted */
+    size_t k_cap;    /* of k_vers */
+    size_t k_res;    /* revisions evicted into k_hist */
     bool k_queued;   /* in mv_dirty */
     size_t k_len;
     uint8_t k_bytes[];
+};
+
+/* A walk over a key's revisions in order (mvcc_cur_init, mvcc_cur_next). */
+struct mvcc_cur {
+    const struct mvcc_key *u_key;
+    size_t u_i;          /* the revision mvcc_cur_next returns */
+    const uint8_t *u_p;  /* in k_hist: where revision u_i is encoded */
+    uint32_t u_mark;     /* in k_hist: the group u_main belongs to */
+    int64_t u_main;      /* in k_hist: the main the next delta adds to */
 };
 
 /* B+tree node.  Leaves hold the key records (owned by the store, not by the
@@ -141,7 +178,7 @@ struct mvcc_scan {
 /* One key visible at the revision a range reads. */
 struct mvcc_hit {
     struct mvcc_key *h_key;
-    const struct mvcc_ver *h_ver;
+    struct mvcc_ver h_ver;
     struct api_kv *h_kv; /* the whole kv, when a filter or sort needs it; else NULL */
 };
 
@@ -157,6 +194,8 @@ struct mvcc_change {
 struct mvcc_evref {
     const struct mvcc_key *r_key;
     size_t r_idx;
+    int64_t r_main;
+    int64_t r_sub;
 };
 
 struct mvcc {
@@ -226,7 +265,7 @@ static void mvcc_sort(void *base, size_t n, size_t size,
 static struct mvcc_key *mvcc_key_new(const uint8_t *p, size_t n);
 static void mvcc_key_free(struct mvcc_key *k);
 static int mvcc_key_reserve(struct mvcc_key *k);
-static const struct mvcc_ver *mvcc_key_at(const struct mvcc_key *k, int64_t rev);
+static bool mvcc_key_at(const struct mvcc_key *k, int64_t rev, struct mvcc_ver *v);
 static const struct mvcc_ver *mvcc_key_latest(const struct mvcc_key *k);
 static size_t mvcc_key_compact_from(const struct mvcc_key *k, int64_t rev);
 static void mvcc_key_compact(struct mvcc_key *k, size_t from);
@@ -301,8 +340,8 @@ static int mvcc_txn_apply(struct mvcc_wtxn *tx, const struct api_txn_req *rt, co
                           size_t *pos, struct mem_arena *a, struct api_txn_resp *resp);
 
 static size_t mvcc_key_from(const struct mvcc_key *k, int64_t rev);
-static const struct mvcc_ver *mvcc_prev_of(const struct mvcc_key *k, size_t idx);
-static void mvcc_event_head(const struct mvcc_key *k, size_t idx, struct mvcc_event *ev);
+static bool mvcc_prev_of(const struct mvcc_key *k, size_t idx, int64_t main, struct mvcc_ver *pv);
+static void mvcc_event_head(const struct mvcc_ver *v, struct mvcc_event *ev);
 static int mvcc_evref_cmp(const void *a, const void *b, const void *ctx);
 static void mvcc_evref_up(struct mvcc_evref *h, size_t i);
 static int mvcc_events_of_rev(struct mvcc *m, const struct mvcc_span *s, int64_t rev,
@@ -393,6 +432,7 @@ static struct mvcc_key *mvcc_key_new(const uint8_t *p, size_t n)
         mem_free(k);
         return NULL;
     }
+    k->k_hist = NULL;
     k->k_n = 0;
     k->k_res = 0;
     k->k_queued = false;
@@ -425,18 +465,35 @@ static void mvcc_ver_free(struct mvcc_ver *v)
     }
 }
 
+static void mvcc_hist_free(struct mvcc_hist *h)
+{
+    if (h) {
+        mem_free(h->h_bytes);
+        mem_free(h->h_marks);
+        mem_free(h);
+    }
+}
+
 static void mvcc_key_free(struct mvcc_key *k)
 {
-    for (size_t i = 0; i < k->k_n; i++)
+    for (size_t i = 0; i < k->k_n - k->k_res; i++)
         mvcc_ver_free(&k->k_vers[i]);
     mem_free(k->k_vers);
+    mvcc_hist_free(k->k_hist);
     mem_free(k);
+}
+
+/* The newest revision of a key that has one: never evicted. */
+static struct mvcc_ver *mvcc_key_newest(const struct mvcc_key *k)
+{
+    assert(k->k_n > k->k_res);
+    return &k->k_vers[k->k_n - 1 - k->k_res];
 }
 
 /* Room for one more revision.  0 or -ERR_NOMEM (k unchanged). */
 static int mvcc_key_reserve(struct mvcc_key *k)
 {
-    if (k->k_n < k->k_cap)
+    if (k->k_n - k->k_res < k->k_cap)
         return 0;
     if (k->k_cap > SIZE_MAX / 2 / sizeof *k->k_vers)
         return -ERR_NOMEM;
@@ -449,14 +506,231 @@ static int mvcc_key_reserve(struct mvcc_key *k)
     return 0;
 }
 
-/* The revision of k visible at rev, NULL if the key did not exist then
- * (keyIndex.get: the newest revision with main <= rev, unless a tombstone). */
-static const struct mvcc_ver *mvcc_key_at(const struct mvcc_key *k, int64_t rev)
+/* Gives memory back once the revisions in k_vers are far fewer than its
+ * room (after a burst of writes became durable, or a compaction); a failed
+ * shrink just keeps the larger array. */
+static void mvcc_key_shrink(struct mvcc_key *k)
 {
-    size_t lo = 0, hi = k->k_n;
-    if (hi && k->k_vers[hi - 1].v_main <= rev) {
-        lo = hi; /* the common case: reading the latest revision */
-    } else {
+    size_t n = k->k_n - k->k_res;
+    if (k->k_cap >= 16 && n <= k->k_cap / 4) {
+        size_t cap = n < 2 ? 2 : n * 2;
+        struct mvcc_ver *v = mem_realloc(k->k_vers, cap * sizeof *v);
+        if (v) {
+            k->k_vers = v;
+            k->k_cap = cap;
+        }
+    }
+}
+
+/* ---- packed history ---- */
+
+static uint8_t *mvcc_varint_put(uint8_t *p, uint64_t x)
+{
+    while (x >= 0x80) {
+        *p++ = (uint8_t)(x | 0x80);
+        x >>= 7;
+    }
+    *p++ = (uint8_t)x;
+    return p;
+}
+
+static const uint8_t *mvcc_varint_get(const uint8_t *p, uint64_t *x)
+{
+    uint64_t r = 0;
+    for (unsigned shift = 0;; shift += 7) {
+        uint8_t b = *p++;
+        r |= (uint64_t)(b & 0x7f) << shift;
+        if (b < 0x80)
+            break;
+    }
+    *x = r;
+    return p;
+}
+
+/* Encodes v, delta after the previous revision's main, at p; returns the
+ * end (at most MVCC_HIST_ENTRY_MAX bytes on). */
+static uint8_t *mvcc_hist_encode(uint8_t *p, const struct mvcc_ver *v, int64_t delta)
+{
+    uint64_t x = (uint64_t)delta << 2 | (uint64_t)MVCC_IS_TOMB(v) << 1 | (v->v_sub != 0);
+    p = mvcc_varint_put(p, x);
+    if (v->v_sub)
+        p = mvcc_varint_put(p, (uint64_t)v->v_sub);
+    return p;
+}
+
+/* Decodes the revision at p into v, *main being the previous one's main
+ * (and becoming this one's); returns where the next one starts. */
+static const uint8_t *mvcc_hist_decode(const uint8_t *p, int64_t *main, struct mvcc_ver *v)
+{
+    uint64_t x, sub = 0;
+    p = mvcc_varint_get(p, &x);
+    if (x & 1)
+        p = mvcc_varint_get(p, &sub);
+    *main += (int64_t)(x >> 2);
+    v->v_main = *main;
+    v->v_sub = (int64_t)sub;
+    v->v_val = x & 2 ? MVCC_TOMB : NULL;
+    return p;
+}
+
+/* The group revision i (< h_n) is in. */
+static uint32_t mvcc_hist_group(const struct mvcc_hist *h, size_t i)
+{
+    uint32_t lo = 0, hi = h->h_n_marks; /* the answer is lo - 1 */
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (h->h_marks[mid].m_idx <= i)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo - 1;
+}
+
+/* Appends v, the revision after the history's newest, evicted.  0 or
+ * -ERR_NOMEM (nothing changed: the revision stays in memory). */
+static int mvcc_hist_append(struct mvcc_key *k, const struct mvcc_ver *v)
+{
+    struct mvcc_hist *h = k->k_hist;
+    if (!h) {
+        h = mem_alloc(sizeof *h);
+        if (!h)
+            return -ERR_NOMEM;
+        memset(h, 0, sizeof *h);
+        k->k_hist = h;
+    }
+    bool head = !h->h_n_marks || h->h_n - h->h_marks[h->h_n_marks - 1].m_idx == MVCC_HIST_GROUP;
+    if (h->h_n == UINT32_MAX || h->h_len > UINT32_MAX / 2 - MVCC_HIST_ENTRY_MAX)
+        return -ERR_NOMEM;
+    if (head && h->h_n_marks == h->h_cap_marks) {
+        uint32_t cap = h->h_cap_marks ? h->h_cap_marks * 2 : 1;
+        struct mvcc_mark *mk = mem_realloc(h->h_marks, cap * sizeof *mk);
+        if (!mk)
+            return -ERR_NOMEM;
+        h->h_marks = mk;
+        h->h_cap_marks = cap;
+    }
+    if (h->h_cap - h->h_len < MVCC_HIST_ENTRY_MAX) {
+        uint32_t cap = h->h_cap ? h->h_cap * 2 : 32;
+        uint8_t *b = mem_realloc(h->h_bytes, cap);
+        if (!b)
+            return -ERR_NOMEM;
+        h->h_bytes = b;
+        h->h_cap = cap;
+    }
+    if (head)
+        h->h_marks[h->h_n_marks++] = (struct mvcc_mark){v->v_main, h->h_len, h->h_n};
+    uint8_t *end = mvcc_hist_encode(h->h_bytes + h->h_len, v, head ? 0 : v->v_main - h->h_last);
+    h->h_len = (uint32_t)(end - h->h_bytes);
+    h->h_last = v->v_main;
+    h->h_n++;
+    k->k_res++;
+    return 0;
+}
+
+/* Drops the history's oldest `from` revisions (0 < from < h_n).  In place:
+ * the new first revision is re-encoded as a group head, never longer than
+ * it was, and what follows it moves down unchanged. */
+static void mvcc_hist_drop(struct mvcc_hist *h, size_t from)
+{
+    uint32_t g = mvcc_hist_group(h, from);
+    const struct mvcc_mark *mk = &h->h_marks[g];
+    int64_t main = mk->m_main;
+    struct mvcc_ver v;
+    const uint8_t *p = h->h_bytes + mk->m_off;
+    for (size_t i = mk->m_idx; i <= from; i++)
+        p = mvcc_hist_decode(p, &main, &v);
+    uint8_t head[MVCC_HIST_ENTRY_MAX];
+    size_t hl = (size_t)(mvcc_hist_encode(head, &v, 0) - head);
+    size_t rest = (size_t)(p - h->h_bytes);
+    memmove(h->h_bytes + hl, p, h->h_len - rest);
+    memcpy(h->h_bytes, head, hl);
+    h->h_len = (uint32_t)(hl + h->h_len - rest);
+    uint32_t n = h->h_n_marks - g;
+    memmove(h->h_marks, h->h_marks + g, n * sizeof *h->h_marks);
+    h->h_marks[0] = (struct mvcc_mark){v.v_main, 0, (uint32_t)from};
+    for (uint32_t j = 0; j < n; j++) {
+        h->h_marks[j].m_off = (uint32_t)(h->h_marks[j].m_off - rest + hl);
+        h->h_marks[j].m_idx -= (uint32_t)from;
+    }
+    h->h_marks[0].m_off = 0;
+    h->h_n_marks = n;
+    h->h_n -= (uint32_t)from;
+    if (h->h_cap >= 256 && h->h_len <= h->h_cap / 4) {
+        uint8_t *b = mem_realloc(h->h_bytes, h->h_len * 2);
+        if (b) {
+            h->h_bytes = b;
+            h->h_cap = h->h_len * 2;
+        }
+    }
+    if (h->h_cap_marks >= 16 && n <= h->h_cap_marks / 4) {
+        struct mvcc_mark *m = mem_realloc(h->h_marks, n * 2 * sizeof *m);
+        if (m) {
+            h->h_marks = m;
+            h->h_cap_marks = n * 2;
+        }
+    }
+}
+
+/* ---- reading a key's revisions ---- */
+
+/* A walk from revision i of k (i <= k->k_n). */
+static void mvcc_cur_init(struct mvcc_cur *u, const struct mvcc_key *k, size_t i)
+{
+    u->u_key = k;
+    u->u_i = i;
+    u->u_p = NULL;
+    if (i >= k->k_res)
+        return;
+    const struct mvcc_hist *h = k->k_hist;
+    uint32_t g = mvcc_hist_group(h, i);
+    const struct mvcc_mark *mk = &h->h_marks[g];
+    struct mvcc_ver v;
+    u->u_mark = g;
+    u->u_main = mk->m_main;
+    u->u_p = h->h_bytes + mk->m_off;
+    for (size_t j = mk->m_idx; j < i; j++)
+        u->u_p = mvcc_hist_decode(u->u_p, &u->u_main, &v);
+}
+
+/* The walk's next revision into v; false past the newest. */
+static bool mvcc_cur_next(struct mvcc_cur *u, struct mvcc_ver *v)
+{
+    const struct mvcc_key *k = u->u_key;
+    if (u->u_i >= k->k_n)
+        return false;
+    if (u->u_i >= k->k_res) {
+        *v = k->k_vers[u->u_i++ - k->k_res];
+        return true;
+    }
+    const struct mvcc_hist *h = k->k_hist;
+    if (u->u_mark + 1 < h->h_n_marks && h->h_marks[u->u_mark + 1].m_idx == u->u_i)
+        u->u_main = h->h_marks[++u->u_mark].m_main;
+    u->u_p = mvcc_hist_decode(u->u_p, &u->u_main, v);
+    u->u_i++;
+    return true;
+}
+
+/* Revision i (< k->k_n) of k. */
+static struct mvcc_ver mvcc_key_ver(const struct mvcc_key *k, size_t i)
+{
+    struct mvcc_cur u;
+    struct mvcc_ver v;
+    if (i >= k->k_res)
+        return k->k_vers[i - k->k_res];
+    mvcc_cur_init(&u, k, i);
+    mvcc_cur_next(&u, &v);
+    return v;
+}
+
+/* How many revisions of k have main <= rev. */
+static size_t mvcc_key_upto(const struct mvcc_key *k, int64_t rev)
+{
+    size_t n = k->k_n - k->k_res;
+    if (n && k->k_vers[n - 1].v_main <= rev)
+        return k->k_n; /* the common case: reading the latest revision */
+    if (n && k->k_vers[0].v_main <= rev) {
+        size_t lo = 0, hi = n;
         while (lo < hi) {
             size_t mid = lo + (hi - lo) / 2;
             if (k->k_vers[mid].v_main <= rev)
@@ -464,19 +738,51 @@ static const struct mvcc_ver *mvcc_key_at(const struct mvcc_key *k, int64_t rev)
             else
                 hi = mid;
         }
+        return k->k_res + lo;
     }
-    if (lo == 0)
-        return NULL;
-    const struct mvcc_ver *v = &k->k_vers[lo - 1];
-    return MVCC_IS_TOMB(v) ? NULL : v;
+    const struct mvcc_hist *h = k->k_hist;
+    if (!h || !h->h_n || h->h_marks[0].m_main > rev)
+        return 0;
+    uint32_t lo = 0, hi = h->h_n_marks; /* the group is lo - 1 */
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (h->h_marks[mid].m_main <= rev)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    const struct mvcc_mark *mk = &h->h_marks[lo - 1];
+    size_t end = lo < h->h_n_marks ? h->h_marks[lo].m_idx : h->h_n;
+    const uint8_t *p = h->h_bytes + mk->m_off;
+    int64_t main = mk->m_main;
+    struct mvcc_ver v;
+    size_t i = mk->m_idx;
+    for (; i < end; i++) {
+        p = mvcc_hist_decode(p, &main, &v);
+        if (v.v_main > rev)
+            break;
+    }
+    return i;
+}
+
+/* The revision of k visible at rev into *v; false if the key did not exist
+ * then (keyIndex.get: the newest revision with main <= rev, unless a
+ * tombstone). */
+static bool mvcc_key_at(const struct mvcc_key *k, int64_t rev, struct mvcc_ver *v)
+{
+    size_t n = mvcc_key_upto(k, rev);
+    if (!n)
+        return false;
+    *v = mvcc_key_ver(k, n - 1);
+    return !MVCC_IS_TOMB(v);
 }
 
 /* The live revision of k including writes of the running transaction. */
 static const struct mvcc_ver *mvcc_key_latest(const struct mvcc_key *k)
 {
-    if (!k || !k->k_n || MVCC_IS_TOMB(&k->k_vers[k->k_n - 1]))
+    if (!k || !k->k_n || MVCC_IS_TOMB(mvcc_key_newest(k)))
         return NULL;
-    return &k->k_vers[k->k_n - 1];
+    return mvcc_key_newest(k);
 }
 
 /* Index of the first revision that compacting at rev keeps: every revision
@@ -484,38 +790,45 @@ static const struct mvcc_ver *mvcc_key_latest(const struct mvcc_key *k)
  * it is a tombstone (keyIndex.compact).  k->k_n means the record dies. */
 static size_t mvcc_key_compact_from(const struct mvcc_key *k, int64_t rev)
 {
-    size_t lo = 0, hi = k->k_n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (k->k_vers[mid].v_main <= rev)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo == 0)
+    size_t n = mvcc_key_upto(k, rev);
+    if (n == 0)
         return 0;
-    return MVCC_IS_TOMB(&k->k_vers[lo - 1]) ? lo : lo - 1;
+    struct mvcc_ver v = mvcc_key_ver(k, n - 1);
+    return MVCC_IS_TOMB(&v) ? n : n - 1;
 }
 
 static void mvcc_key_compact(struct mvcc_key *k, size_t from)
 {
     if (!from)
         return;
-    for (size_t i = 0; i < from; i++)
-        mvcc_ver_free(&k->k_vers[i]);
-    memmove(k->k_vers, k->k_vers + from, (k->k_n - from) * sizeof *k->k_vers);
-    k->k_n -= from;
-    k->k_res = k->k_res > from ? k->k_res - from : 0;
-    /* give memory back from keys that once had a long history; a failed
-     * shrink just keeps the larger array */
-    if (k->k_cap >= 16 && k->k_n <= k->k_cap / 4) {
-        size_t cap = k->k_n * 2;
-        struct mvcc_ver *v = mem_realloc(k->k_vers, cap * sizeof *v);
-        if (v) {
-            k->k_vers = v;
-            k->k_cap = cap;
-        }
+    size_t hist = from < k->k_res ? from : k->k_res;
+    size_t mem = from - hist;
+    if (hist == k->k_res) {
+        mvcc_hist_free(k->k_hist);
+        k->k_hist = NULL;
+    } else {
+        mvcc_hist_drop(k->k_hist, hist);
     }
+    for (size_t i = 0; i < mem; i++)
+        mvcc_ver_free(&k->k_vers[i]);
+    memmove(k->k_vers, k->k_vers + mem, (k->k_n - k->k_res - mem) * sizeof *k->k_vers);
+    k->k_n -= from;
+    k->k_res -= hist;
+    mvcc_key_shrink(k);
+}
+
+/* Evicts the revisions of k with main <= rev but its newest into its
+ * history, as far as memory allows; true if some are left to evict. */
+static bool mvcc_key_evict(struct mvcc_key *k, int64_t rev)
+{
+    size_t n = k->k_n - k->k_res, e = 0;
+    while (e + 1 < n && k->k_vers[e].v_main <= rev && !mvcc_hist_append(k, &k->k_vers[e]))
+        mvcc_ver_free(&k->k_vers[e++]);
+    if (e) {
+        memmove(k->k_vers, k->k_vers + e, (n - e) * sizeof *k->k_vers);
+        mvcc_key_shrink(k);
+    }
+    return k->k_res + 1 < k->k_n;
 }
 
 /* ---- the key index: a B+tree of key records ---- */
@@ -745,7 +1058,7 @@ static struct mvcc_key *mvcc_iter_next(struct mvcc_iter *it)
     if (ahead - MVCC_PREFETCH / 2 < x->n_n) {
         const struct mvcc_key *a = x->n_keys[ahead - MVCC_PREFETCH / 2];
         if (a->k_n)
-            __builtin_prefetch(&a->k_vers[a->k_n - 1]);
+            __builtin_prefetch(mvcc_key_newest(a));
     }
     struct mvcc_key *k = x->n_keys[it->i_pos];
     if (++it->i_pos == it->i_leaf->n_n) {
@@ -1025,9 +1338,7 @@ void mvcc_evict(struct mvcc *m, int64_t rev)
     size_t keep = 0;
     for (size_t i = 0; i < m->mv_n_dirty; i++) {
         struct mvcc_key *k = m->mv_dirty[i];
-        while (k->k_res + 1 < k->k_n && k->k_vers[k->k_res].v_main <= rev)
-            mvcc_ver_free(&k->k_vers[k->k_res++]);
-        if (k->k_res + 1 < k->k_n)
+        if (mvcc_key_evict(k, rev))
             m->mv_dirty[keep++] = k;
         else
             k->k_queued = false;
@@ -1138,7 +1449,7 @@ static int mvcc_wtxn_put(struct mvcc_wtxn *tx, struct mvcc_key *k, const struct 
 
     /* the key's newest is in memory: never evicted */
     const struct mvcc_ver *prev = mvcc_key_latest(k);
-    struct mvcc_ver *v = &k->k_vers[k->k_n];
+    struct mvcc_ver *v = &k->k_vers[k->k_n - k->k_res];
     v->v_main = tx->w_begin + 1;
     v->v_sub = (int64_t)m->mv_n_changes;
     v->v_val = val;
@@ -1166,7 +1477,7 @@ static int mvcc_wtxn_tombstone(struct mvcc_wtxn *tx, struct mvcc_key *k)
     rc = mvcc_key_reserve(k);
     if (rc)
         return rc;
-    struct mvcc_ver *v = &k->k_vers[k->k_n];
+    struct mvcc_ver *v = &k->k_vers[k->k_n - k->k_res];
     v->v_main = tx->w_begin + 1;
     v->v_sub = (int64_t)m->mv_n_changes;
     v->v_val = MVCC_TOMB;
@@ -1194,8 +1505,8 @@ static void mvcc_wtxn_abort(struct mvcc_wtxn *tx)
         struct mvcc_change *c = &m->mv_changes[--m->mv_n_changes];
         struct mvcc_key *k = c->c_key;
         assert(k->k_n == c->c_idx + 1);
+        mvcc_ver_free(mvcc_key_newest(k));
         k->k_n--;
-        mvcc_ver_free(&k->k_vers[k->k_n]);
     }
 }
 
@@ -1215,7 +1526,7 @@ static int mvcc_hits_push(struct mvcc *m, size_t *n, struct mvcc_key *k,
         m->mv_cap_hits = cap;
     }
     m->mv_hits[*n].h_key = k;
-    m->mv_hits[*n].h_ver = v;
+    m->mv_hits[*n].h_ver = *v;
     m->mv_hits[*n].h_kv = NULL;
     (*n)++;
     return 0;
@@ -1241,12 +1552,12 @@ static int mvcc_collect(struct mvcc *m, const struct mvcc_span *s, int64_t rev, 
     *count = 0;
     mvcc_scan_init(&sc, &m->mv_tree, s);
     while ((k = mvcc_scan_next(&sc))) {
-        const struct mvcc_ver *v = mvcc_key_at(k, rev);
-        if (!v)
+        struct mvcc_ver v;
+        if (!mvcc_key_at(k, rev, &v))
             continue;
         (*count)++;
         if (*n_hits < keep) {
-            int rc = mvcc_hits_push(m, n_hits, k, v);
+            int rc = mvcc_hits_push(m, n_hits, k, &v);
             if (rc)
                 return rc;
         }
@@ -1266,7 +1577,7 @@ static int mvcc_hits_load(struct mvcc *m, size_t n, struct mem_arena *a)
         return -ERR_NOMEM;
     for (size_t i = 0; i < n; i++) {
         struct mvcc_hit *h = &m->mv_hits[i];
-        int rc = mvcc_kv_load(m, &kvs[i], h->h_key, h->h_ver, true, a);
+        int rc = mvcc_kv_load(m, &kvs[i], h->h_key, &h->h_ver, true, a);
         if (rc)
             return rc;
         h->h_kv = &kvs[i];
@@ -1280,7 +1591,7 @@ static size_t mvcc_prune(struct mvcc_hit *h, size_t n, const struct api_range_re
 {
     size_t j = 0;
     for (size_t i = 0; i < n; i++) {
-        const struct mvcc_ver *v = h[i].h_ver;
+        const struct mvcc_ver *v = &h[i].h_ver;
         if ((req->max_mod_revision && v->v_main > req->max_mod_revision) ||
             (req->min_mod_revision && v->v_main < req->min_mod_revision) ||
             (req->max_create_revision && h[i].h_kv->create_revision > req->max_create_revision) ||
@@ -1312,7 +1623,7 @@ static int mvcc_hit_cmp(const void *a, const void *b, const void *ctx)
         c = mvcc_cmp64(x->h_kv->create_revision, y->h_kv->create_revision);
         break;
     case API_SORT_MOD:
-        c = mvcc_cmp64(x->h_ver->v_main, y->h_ver->v_main);
+        c = mvcc_cmp64(x->h_ver.v_main, y->h_ver.v_main);
         break;
     case API_SORT_VALUE:
         c = mvcc_bcmp(x->h_kv->value.p, x->h_kv->value.len, y->h_kv->value.p, y->h_kv->value.len);
@@ -1432,16 +1743,14 @@ static int mvcc_range_at(struct mvcc *m, const struct api_range_req *req, int64_
             for (size_t i = 0; i < n; i++) {
                 if (i + MVCC_PREFETCH < n) {
                     __builtin_prefetch(m->mv_hits[i + MVCC_PREFETCH].h_key);
-                    __builtin_prefetch(m->mv_hits[i + MVCC_PREFETCH].h_ver);
+                    __builtin_prefetch(m->mv_hits[i + MVCC_PREFETCH].h_ver.v_val);
                 }
-                if (i + MVCC_PREFETCH / 2 < n)
-                    __builtin_prefetch(m->mv_hits[i + MVCC_PREFETCH / 2].h_ver->v_val);
                 const struct mvcc_hit *h = &m->mv_hits[i];
                 if (h->h_kv) {
                     resp->kvs[i] = *h->h_kv;
                     if (req->keys_only)
                         resp->kvs[i].value = (struct pb_bytes){NULL, 0};
-                } else if ((rc = mvcc_kv_load(m, &resp->kvs[i], h->h_key, h->h_ver,
+                } else if ((rc = mvcc_kv_load(m, &resp->kvs[i], h->h_key, &h->h_ver,
                                               !req->keys_only, a))) {
                     return rc;
                 }
@@ -1525,7 +1834,7 @@ static int mvcc_op_delete(struct mvcc_wtxn *tx, const struct api_delete_req *req
         if (!resp->prev_kvs)
             return -ERR_NOMEM;
         for (size_t i = 0; i < n; i++)
-            mvcc_kv_fill(&resp->prev_kvs[i], m->mv_hits[i].h_key, m->mv_hits[i].h_ver, true);
+            mvcc_kv_fill(&resp->prev_kvs[i], m->mv_hits[i].h_key, &m->mv_hits[i].h_ver, true);
         resp->n_prev_kvs = n;
     }
     for (size_t i = 0; i < n; i++) {
@@ -1635,11 +1944,11 @@ static bool mvcc_compare(const struct mvcc *m, const struct api_compare *c, int6
     mvcc_span_make(&s, c->key, c->range_end);
     mvcc_scan_init(&sc, &m->mv_tree, &s);
     while ((k = mvcc_scan_next(&sc))) {
-        const struct mvcc_ver *v = mvcc_key_at(k, rev);
-        if (!v)
+        struct mvcc_ver v;
+        if (!mvcc_key_at(k, rev, &v))
             continue;
         any = true;
-        if (!mvcc_compare_ver(c, v))
+        if (!mvcc_compare_ver(c, &v))
             return false;
     }
     if (!any)
@@ -2100,37 +2409,32 @@ int mvcc_txn_check(const struct api_txn_req *req, int max_ops)
 /* Index of the first revision of k with main >= rev (k->k_n if none). */
 static size_t mvcc_key_from(const struct mvcc_key *k, int64_t rev)
 {
-    size_t lo = 0, hi = k->k_n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (k->k_vers[mid].v_main < rev)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
+    return rev > INT64_MIN ? mvcc_key_upto(k, rev - 1) : 0;
 }
 
 /* The revision etcd's watch server reads as prev_kv of revision idx of k,
- * the key at main - 1: the newest revision before main, if live, else NULL.
- * Revisions earlier in the same main (a txn that put then deleted the key)
- * do not count, and when main - 1 is compacted that revision is gone here
- * too (compaction keeps only the newest revision <= the compacted one), as
- * etcd's read at main - 1 fails then. */
-static const struct mvcc_ver *mvcc_prev_of(const struct mvcc_key *k, size_t idx)
+ * of main revision main: the key at main - 1, that is the newest revision
+ * before main, into *pv if live; else false.  Revisions earlier in the same
+ * main (a txn that put then deleted the key) do not count, and when main - 1
+ * is compacted that revision is gone here too (compaction keeps only the
+ * newest revision <= the compacted one), as etcd's read at main - 1 fails
+ * then. */
+static bool mvcc_prev_of(const struct mvcc_key *k, size_t idx, int64_t main, struct mvcc_ver *pv)
 {
-    size_t j = idx;
-    while (j > 0 && k->k_vers[j - 1].v_main == k->k_vers[idx].v_main)
-        j--;
-    return j > 0 && !MVCC_IS_TOMB(&k->k_vers[j - 1]) ? &k->k_vers[j - 1] : NULL;
+    while (idx > 0) {
+        *pv = mvcc_key_ver(k, --idx);
+        if (pv->v_main != main)
+            return !MVCC_IS_TOMB(pv);
+    }
+    return false;
 }
 
-/* etcd's event for revision idx of k, kvs not filled yet. */
-static void mvcc_event_head(const struct mvcc_key *k, size_t idx, struct mvcc_event *ev)
+/* etcd's event for revision v, kvs not filled yet. */
+static void mvcc_event_head(const struct mvcc_ver *v, struct mvcc_event *ev)
 {
     memset(ev, 0, sizeof *ev);
-    ev->sub = k->k_vers[idx].v_sub;
-    ev->type = MVCC_IS_TOMB(&k->k_vers[idx]) ? API_EVENT_DELETE : API_EVENT_PUT;
+    ev->sub = v->v_sub;
+    ev->type = MVCC_IS_TOMB(v) ? API_EVENT_DELETE : API_EVENT_PUT;
 }
 
 size_t mvcc_last_n_events(const struct mvcc *m)
@@ -2143,13 +2447,13 @@ void mvcc_last_event(const struct mvcc *m, size_t i, struct mvcc_event *ev)
     assert(i < m->mv_n_changes);
     const struct mvcc_key *k = m->mv_changes[i].c_key;
     size_t idx = m->mv_changes[i].c_idx;
-    const struct mvcc_ver *pv = mvcc_prev_of(k, idx);
-    mvcc_event_head(k, idx, ev);
     /* what the last call wrote and replaced was its key's newest: in memory */
-    mvcc_kv_fill(&ev->kv, k, &k->k_vers[idx], true);
-    if (pv) {
+    struct mvcc_ver v = mvcc_key_ver(k, idx), pv;
+    mvcc_event_head(&v, ev);
+    mvcc_kv_fill(&ev->kv, k, &v, true);
+    if (mvcc_prev_of(k, idx, v.v_main, &pv)) {
         ev->has_prev = true;
-        mvcc_kv_fill(&ev->prev, k, pv, true);
+        mvcc_kv_fill(&ev->prev, k, &pv, true);
     }
 }
 
@@ -2162,10 +2466,9 @@ int64_t mvcc_compact_main_rev(const struct mvcc *m)
 static int mvcc_evref_cmp(const void *a, const void *b, const void *ctx)
 {
     const struct mvcc_evref *x = a, *y = b;
-    const struct mvcc_ver *vx = &x->r_key->k_vers[x->r_idx], *vy = &y->r_key->k_vers[y->r_idx];
     (void)ctx;
-    int c = mvcc_cmp64(vx->v_main, vy->v_main);
-    return c ? c : mvcc_cmp64(vx->v_sub, vy->v_sub);
+    int c = mvcc_cmp64(x->r_main, y->r_main);
+    return c ? c : mvcc_cmp64(x->r_sub, y->r_sub);
 }
 
 /* Max-heap: moves h[i] up to its place. */
@@ -2188,11 +2491,13 @@ static int mvcc_events_of_rev(struct mvcc *m, const struct mvcc_span *s, int64_t
                               struct mem_arena *a, struct mvcc_evref **out, size_t *n)
 {
     struct mvcc_scan sc;
+    struct mvcc_cur u;
+    struct mvcc_ver v;
     const struct mvcc_key *k;
     size_t count = 0;
     mvcc_scan_init(&sc, &m->mv_tree, s);
     while ((k = mvcc_scan_next(&sc)))
-        for (size_t i = mvcc_key_from(k, rev); i < k->k_n && k->k_vers[i].v_main == rev; i++)
+        for (mvcc_cur_init(&u, k, mvcc_key_from(k, rev)); mvcc_cur_next(&u, &v) && v.v_main == rev;)
             count++;
     if (count > SIZE_MAX / sizeof **out)
         return -ERR_NOMEM;
@@ -2202,8 +2507,8 @@ static int mvcc_events_of_rev(struct mvcc *m, const struct mvcc_span *s, int64_t
     *n = 0;
     mvcc_scan_init(&sc, &m->mv_tree, s);
     while ((k = mvcc_scan_next(&sc)))
-        for (size_t i = mvcc_key_from(k, rev); i < k->k_n && k->k_vers[i].v_main == rev; i++)
-            (*out)[(*n)++] = (struct mvcc_evref){k, i};
+        for (mvcc_cur_init(&u, k, mvcc_key_from(k, rev)); mvcc_cur_next(&u, &v) && v.v_main == rev;)
+            (*out)[(*n)++] = (struct mvcc_evref){k, u.u_i - 1, v.v_main, v.v_sub};
     return 0;
 }
 
@@ -2238,8 +2543,10 @@ int mvcc_events_since(struct mvcc *m, struct pb_bytes key, struct pb_bytes range
     mvcc_span_make(&s, key, range_end);
     mvcc_scan_init(&sc, &m->mv_tree, &s);
     while ((k = mvcc_scan_next(&sc))) {
-        for (size_t i = mvcc_key_from(k, from_rev); i < k->k_n; i++) {
-            struct mvcc_evref r = {k, i};
+        struct mvcc_cur u;
+        struct mvcc_ver v;
+        for (mvcc_cur_init(&u, k, mvcc_key_from(k, from_rev)); mvcc_cur_next(&u, &v);) {
+            struct mvcc_evref r = {k, u.u_i - 1, v.v_main, v.v_sub};
             if (hn < max_events) {
                 h[hn] = r;
                 mvcc_evref_up(h, hn++);
@@ -2248,11 +2555,11 @@ int mvcc_events_since(struct mvcc *m, struct pb_bytes key, struct pb_bytes range
             const struct mvcc_evref *top = &h[0];
             if (mvcc_evref_cmp(&r, top, NULL) >= 0) {
                 /* this key's later revisions are larger still */
-                if (k->k_vers[i].v_main < cut)
-                    cut = k->k_vers[i].v_main;
+                if (v.v_main < cut)
+                    cut = v.v_main;
                 break;
             }
-            int64_t tm = top->r_key->k_vers[top->r_idx].v_main;
+            int64_t tm = top->r_main;
             if (tm < cut)
                 cut = tm;
             h[0] = r;
@@ -2264,7 +2571,7 @@ int mvcc_events_since(struct mvcc *m, struct pb_bytes key, struct pb_bytes range
     } else {
         size_t j = 0;
         for (size_t i = 0; i < hn; i++)
-            if (h[i].r_key->k_vers[h[i].r_idx].v_main < cut)
+            if (h[i].r_main < cut)
                 h[j++] = h[i];
         hn = j;
         *next_rev = cut;
@@ -2285,29 +2592,27 @@ int mvcc_events_since(struct mvcc *m, struct pb_bytes key, struct pb_bytes range
         return -ERR_NOMEM;
     /* evicted values are read back; a prev is mostly the event just
      * before it, whose value is at hand */
-    const struct mvcc_ver *last = NULL;
     size_t bytes = 0;
     int rc = 0;
     for (size_t i = 0; i < hn && !rc; i++) {
         struct mvcc_event *ev = &(*evs)[i];
-        const struct mvcc_key *hk = h[i].r_key;
-        const struct mvcc_ver *v = &hk->k_vers[h[i].r_idx];
-        if (max_bytes && bytes >= max_bytes && v->v_main != last->v_main) {
+        const struct mvcc_evref *r = &h[i];
+        if (max_bytes && bytes >= max_bytes && r->r_main != h[i - 1].r_main) {
             hn = i; /* the rest is read next time, not now and again then */
-            *next_rev = v->v_main;
+            *next_rev = r->r_main;
             break;
         }
-        const struct mvcc_ver *pv = mvcc_prev_of(hk, h[i].r_idx);
-        mvcc_event_head(hk, h[i].r_idx, ev);
-        rc = mvcc_kv_load(m, &ev->kv, hk, v, true, a);
-        if (pv) {
+        struct mvcc_ver v = mvcc_key_ver(r->r_key, r->r_idx), pv;
+        mvcc_event_head(&v, ev);
+        rc = mvcc_kv_load(m, &ev->kv, r->r_key, &v, true, a);
+        if (mvcc_prev_of(r->r_key, r->r_idx, v.v_main, &pv)) {
             ev->has_prev = true;
-            if (pv == last)
+            if (i > 0 && h[i - 1].r_key == r->r_key && h[i - 1].r_main == pv.v_main &&
+                h[i - 1].r_sub == pv.v_sub)
                 ev->prev = (*evs)[i - 1].kv;
             else if (!rc)
-                rc = mvcc_kv_load(m, &ev->prev, hk, pv, true, a);
+                rc = mvcc_kv_load(m, &ev->prev, r->r_key, &pv, true, a);
         }
-        last = v;
         bytes += ev->kv.value.len + ev->prev.value.len;
     }
     if (rc) {
@@ -2376,10 +2681,8 @@ int mvcc_compact(struct mvcc *m, int64_t rev)
  * of a key keeps its value. */
 static void mvcc_restore_evict(struct mvcc *m, struct mvcc_key *k)
 {
-    if (!m->mv_loader.load)
-        return;
-    for (; k->k_res + 1 < k->k_n; k->k_res++)
-        mvcc_ver_free(&k->k_vers[k->k_res]);
+    if (m->mv_loader.load)
+        mvcc_key_evict(k, INT64_MAX);
 }
 
 int mvcc_restore_rev(struct mvcc *m, int64_t main, int64_t sub, const struct api_kv *kv,
@@ -2388,8 +2691,8 @@ int mvcc_restore_rev(struct mvcc *m, int64_t main, int64_t sub, const struct api
     struct mvcc_path path;
     struct mvcc_key *k = mvcc_tree_lookup(&m->mv_tree, kv->key.p, kv->key.len, &path);
     assert(main >= 1 && sub >= 0);
-    assert(!k || !k->k_n || k->k_vers[k->k_n - 1].v_main < main ||
-           (k->k_vers[k->k_n - 1].v_main == main && k->k_vers[k->k_n - 1].v_sub < sub));
+    assert(!k || !k->k_n || mvcc_key_newest(k)->v_main < main ||
+           (mvcc_key_newest(k)->v_main == main && mvcc_key_newest(k)->v_sub < sub));
     struct mvcc_ver *v;
     int rc;
     if (tombstone) {
@@ -2399,7 +2702,7 @@ int mvcc_restore_rev(struct mvcc *m, int64_t main, int64_t sub, const struct api
             return 0;
         if ((rc = mvcc_key_reserve(k)))
             return rc;
-        v = &k->k_vers[k->k_n++];
+        v = &k->k_vers[k->k_n++ - k->k_res];
         v->v_main = main;
         v->v_sub = sub;
         v->v_val = MVCC_TOMB;
@@ -2427,7 +2730,7 @@ int mvcc_restore_rev(struct mvcc *m, int64_t main, int64_t sub, const struct api
     }
     /* the stored KeyValue is what etcd serves, so its fields are taken as
      * they are rather than recomputed from the key's history */
-    v = &k->k_vers[k->k_n++];
+    v = &k->k_vers[k->k_n++ - k->k_res];
     v->v_main = main;
     v->v_sub = sub;
     v->v_val = val;
@@ -2514,20 +2817,11 @@ int mvcc_keep(const struct mvcc *m, int64_t rev, int64_t upto, struct mvcc_revis
 
     mvcc_tree_seek(&m->mv_tree, NULL, 0, &it);
     while ((k = mvcc_iter_next(&it))) {
-        /* lo = how many revisions have main <= rev: the newest is lo - 1 */
-        size_t lo = 0, hi = k->k_n;
-        while (lo < hi) {
-            size_t mid = lo + (hi - lo) / 2;
-            if (k->k_vers[mid].v_main <= rev)
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
-        if (lo == 0 || MVCC_IS_TOMB(&k->k_vers[lo - 1]))
+        struct mvcc_ver v;
+        if (!mvcc_key_at(k, rev, &v))
             continue;
         all++;
-        const struct mvcc_ver *v = &k->k_vers[lo - 1];
-        if (v->v_main > upto)
+        if (v.v_main > upto)
             continue;
         if (cnt == cap) {
             size_t ncap = cap ? cap * 2 : 64;
@@ -2540,8 +2834,8 @@ int mvcc_keep(const struct mvcc *m, int64_t rev, int64_t upto, struct mvcc_revis
             arr = na;
             cap = ncap;
         }
-        arr[cnt].main = v->v_main;
-        arr[cnt++].sub = v->v_sub;
+        arr[cnt].main = v.v_main;
+        arr[cnt++].sub = v.v_sub;
     }
     if (mvcc_revision_sort(arr, cnt) < 0) {
         mem_free(arr);

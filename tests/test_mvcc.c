@@ -159,23 +159,55 @@ static void check_tree(const struct mvcc *m)
     assert_int_equal(check_node(t->t_root, 0, t->t_height, &prev, &leaf), t->t_n_keys);
     assert_null(leaf->n_next);
     /* every record's revisions ascend and carry consistent versions (where
-     * in memory), and its newest is in memory */
+     * in memory), and its newest is in memory; the packed history holds the
+     * first k_res, evicted, its groups start where their marks say */
     struct mvcc_iter it;
     struct mvcc_key *k;
     mvcc_tree_seek(t, NULL, 0, &it);
     while ((k = mvcc_iter_next(&it))) {
-        if (k->k_n)
-            assert_false(MVCC_EVICTED(&k->k_vers[k->k_n - 1]));
-        for (size_t i = 1; i < k->k_n; i++) {
-            const struct mvcc_ver *a = &k->k_vers[i - 1], *b = &k->k_vers[i];
-            assert_true(a->v_main < b->v_main || (a->v_main == b->v_main && a->v_sub < b->v_sub));
-            if (MVCC_EVICTED(b) || MVCC_IS_TOMB(b))
-                continue;
-            if (b->v_val->l_version > 1 && !MVCC_EVICTED(a))
-                assert_int_equal(b->v_val->l_version, a->v_val->l_version + 1);
-            if (b->v_val->l_version == 1)
-                assert_int_equal(b->v_val->l_create, b->v_main);
+        if (k->k_n) {
+            assert_true(k->k_res < k->k_n);
+            assert_false(MVCC_EVICTED(mvcc_key_newest(k)));
         }
+        assert_true(k->k_n - k->k_res <= k->k_cap);
+        const struct mvcc_hist *h = k->k_hist;
+        assert_int_equal(h ? h->h_n : 0, k->k_res);
+        if (h && h->h_n) {
+            assert_true(h->h_n_marks >= 1 && h->h_n_marks <= h->h_cap_marks);
+            assert_true(h->h_len <= h->h_cap);
+            assert_int_equal(h->h_marks[0].m_idx, 0);
+            assert_int_equal(h->h_marks[0].m_off, 0);
+            for (uint32_t j = 0; j < h->h_n_marks; j++) {
+                uint32_t end = j + 1 < h->h_n_marks ? h->h_marks[j + 1].m_idx : h->h_n;
+                assert_true(end > h->h_marks[j].m_idx && end - h->h_marks[j].m_idx <= MVCC_HIST_GROUP);
+                struct mvcc_ver g = mvcc_key_ver(k, h->h_marks[j].m_idx);
+                assert_int_equal(g.v_main, h->h_marks[j].m_main);
+            }
+            assert_int_equal(mvcc_key_ver(k, k->k_res - 1).v_main, h->h_last);
+        }
+        struct mvcc_cur u;
+        struct mvcc_ver a, b;
+        size_t i = 0;
+        for (mvcc_cur_init(&u, k, 0); mvcc_cur_next(&u, &b); i++) {
+            struct mvcc_ver w = mvcc_key_ver(k, i);
+            assert_memory_equal(&w, &b, sizeof w);
+            if (i < k->k_res)
+                assert_true(MVCC_EVICTED(&b) || MVCC_IS_TOMB(&b));
+            assert_true(mvcc_key_upto(k, b.v_main) > i);
+            assert_true(mvcc_key_upto(k, b.v_main - 1) <= i);
+            if (i > 0)
+                assert_true(a.v_main < b.v_main || (a.v_main == b.v_main && a.v_sub < b.v_sub));
+            struct mvcc_ver older = a;
+            bool live = i > 0 && !MVCC_EVICTED(&older) && !MVCC_IS_TOMB(&older);
+            a = b;
+            if (MVCC_EVICTED(&b) || MVCC_IS_TOMB(&b))
+                continue;
+            if (b.v_val->l_version > 1 && live)
+                assert_int_equal(b.v_val->l_version, older.v_val->l_version + 1);
+            if (b.v_val->l_version == 1)
+                assert_int_equal(b.v_val->l_create, b.v_main);
+        }
+        assert_int_equal(i, k->k_n);
     }
 }
 
@@ -213,7 +245,8 @@ static struct dump dump_store(const struct mvcc *m)
         dump_add(&d, k->k_bytes, k->k_len);
         dump_add(&d, &k->k_n, sizeof k->k_n);
         for (size_t i = 0; i < k->k_n; i++) {
-            const struct mvcc_ver *v = &k->k_vers[i];
+            struct mvcc_ver w = mvcc_key_ver(k, i);
+            const struct mvcc_ver *v = &w;
             int64_t f[3] = {v->v_main, v->v_sub, MVCC_IS_TOMB(v) ? 1 : MVCC_EVICTED(v) ? 2 : 0};
             dump_add(&d, f, sizeof f);
             if (MVCC_IS_TOMB(v) || MVCC_EVICTED(v))
@@ -541,6 +574,84 @@ static void test_range_revisions(void **state)
     mvcc_free(m);
 }
 
+/* ---- directed: packed history ---- */
+
+/* Revisions with one- to ten-byte deltas and subs and tombstones, packed,
+ * read back whole and by main revision, then cut by compactions at group
+ * heads, inside groups and at the end of the history. */
+static void test_packed_history(void **state)
+{
+    (void)state;
+    enum { N = 300 };
+    static const int64_t deltas[] = {1, 31, 32, 33, 1000, (int64_t)1 << 40, 0};
+    static const int64_t subs[] = {0, 1, 300, (int64_t)1 << 35};
+    struct mvcc_ver want[N];
+    int64_t main = 0, prev_sub = 0;
+    for (int i = 0; i < N; i++) {
+        int64_t d = deltas[i % 7];
+        int64_t sub = subs[(i / 3) % 4];
+        if (d == 0 && sub <= prev_sub)
+            d = 1; /* (main, sub) must ascend */
+        main += d;
+        prev_sub = sub;
+        want[i] = (struct mvcc_ver){main, sub, i % 5 == 4 ? MVCC_TOMB : NULL};
+    }
+    struct mvcc_key *k = mvcc_key_new((const uint8_t *)"k", 1);
+    assert_non_null(k);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(mvcc_key_reserve(k), 0);
+        struct mvcc_ver *v = &k->k_vers[k->k_n++ - k->k_res];
+        *v = want[i];
+        if (!v->v_val) {
+            v->v_val = mvcc_val_new((const uint8_t *)"x", 1);
+            assert_non_null(v->v_val);
+        }
+        if (i % 50 == 49)
+            mvcc_key_evict(k, want[i - 10].v_main); /* the last ten stay */
+    }
+    assert_false(mvcc_key_evict(k, INT64_MAX));
+    assert_int_equal(k->k_res, N - 1);
+    assert_int_equal(k->k_n - k->k_res, 1);
+    assert_true(k->k_cap <= 64); /* the burst's room was given back */
+    assert_int_equal(k->k_hist->h_n_marks, (N - 1 + MVCC_HIST_GROUP - 1) / MVCC_HIST_GROUP);
+
+    size_t base = 0; /* want[base] is revision 0 */
+    static const size_t cuts[] = {1, 31, 32, 45, 64, 100, 260, 9, 1};
+    for (size_t c = 0; c <= sizeof cuts / sizeof *cuts; c++) {
+        size_t n = N - base;
+        assert_int_equal(k->k_n, n);
+        struct mvcc_cur u;
+        struct mvcc_ver v;
+        size_t i = 0;
+        for (mvcc_cur_init(&u, k, 0); mvcc_cur_next(&u, &v); i++) {
+            const struct mvcc_ver *w = &want[base + i];
+            assert_int_equal(v.v_main, w->v_main);
+            assert_int_equal(v.v_sub, w->v_sub);
+            assert_int_equal(MVCC_IS_TOMB(&v), w->v_val == MVCC_TOMB);
+            assert_int_equal(MVCC_EVICTED(&v), i + 1 < n && w->v_val != MVCC_TOMB);
+            struct mvcc_ver x = mvcc_key_ver(k, i);
+            assert_int_equal(x.v_main, v.v_main);
+            assert_int_equal(x.v_sub, v.v_sub);
+            /* a revision sharing its main with the next one counts with it */
+            bool shared = base + i + 1 < N && want[base + i + 1].v_main == w->v_main;
+            assert_int_equal(mvcc_key_upto(k, w->v_main), i + 1 + shared);
+            bool shares_prev = i > 0 && want[base + i - 1].v_main == w->v_main;
+            assert_int_equal(mvcc_key_from(k, w->v_main), i - shares_prev);
+        }
+        assert_int_equal(i, n);
+        assert_int_equal(mvcc_key_upto(k, want[base].v_main - 1), 0);
+        assert_int_equal(mvcc_key_upto(k, INT64_MAX), n);
+        if (c == sizeof cuts / sizeof *cuts)
+            break;
+        size_t from = cuts[c] < n ? cuts[c] : n - 1;
+        mvcc_key_compact(k, from);
+        base += from;
+    }
+    assert_int_equal(k->k_n, 1); /* the last cut left the newest alone */
+    assert_null(k->k_hist);
+    mvcc_key_free(k);
+}
+
 /* ---- directed: delete, compaction ---- */
 
 static void test_delete(void **state)
@@ -564,10 +675,10 @@ static void test_delete(void **state)
     assert_bytes(resp.prev_kvs[1].key, "c");
     /* one main revision, consecutive sub revisions */
     struct mvcc_key *b = rec(m, "b"), *c = rec(m, "c");
-    assert_int_equal(b->k_vers[b->k_n - 1].v_main, 6);
-    assert_int_equal(b->k_vers[b->k_n - 1].v_sub, 0);
-    assert_int_equal(c->k_vers[c->k_n - 1].v_main, 6);
-    assert_int_equal(c->k_vers[c->k_n - 1].v_sub, 1);
+    assert_int_equal(mvcc_key_newest(b)->v_main, 6);
+    assert_int_equal(mvcc_key_newest(b)->v_sub, 0);
+    assert_int_equal(mvcc_key_newest(c)->v_main, 6);
+    assert_int_equal(mvcc_key_newest(c)->v_sub, 1);
 
     /* nothing to delete: no new revision */
     int64_t n;
@@ -705,9 +816,9 @@ static void test_txn_basic(void **state)
     assert_int_equal(t.responses[5].response_range->count, 2);
     assert_null(rec(m, "f"));
     struct mvcc_key *a = rec(m, "a"), *b = rec(m, "b");
-    assert_int_equal(a->k_vers[a->k_n - 1].v_sub, 0);
-    assert_int_equal(b->k_vers[b->k_n - 1].v_sub, 1);
-    assert_int_equal(b->k_vers[b->k_n - 1].v_main, 3);
+    assert_int_equal(mvcc_key_newest(a)->v_sub, 0);
+    assert_int_equal(mvcc_key_newest(b)->v_sub, 1);
+    assert_int_equal(mvcc_key_newest(b)->v_main, 3);
 
     /* failure branch, read-only: no new revision */
     t = txn(m,
@@ -879,8 +990,8 @@ static void test_txn_nested(void **state)
     struct api_range_resp r = rng(m, (struct api_range_req){.key = BS("a"), .range_end = BS("\0")}, 0);
     assert_string_equal(keys_of(&r), "a,b,e");
     struct mvcc_key *b = rec(m, "b"), *e = rec(m, "e");
-    assert_int_equal(b->k_vers[0].v_sub, 1);
-    assert_int_equal(e->k_vers[0].v_sub, 2);
+    assert_int_equal(mvcc_key_ver(b, 0).v_sub, 1);
+    assert_int_equal(mvcc_key_ver(e, 0).v_sub, 2);
 
     /* nesting in the failure branch, two levels */
     t = txn(m,
@@ -2225,14 +2336,15 @@ static size_t resident_old_values(const struct mvcc *m)
     size_t n = 0;
     mvcc_tree_seek(&m->mv_tree, NULL, 0, &it);
     while ((k = mvcc_iter_next(&it)))
-        for (size_t i = 0; i + 1 < k->k_n; i++)
-            n += !MVCC_EVICTED(&k->k_vers[i]) && !MVCC_IS_TOMB(&k->k_vers[i]);
+        for (size_t i = k->k_res; i + 1 < k->k_n; i++)
+            n += !MVCC_EVICTED(&k->k_vers[i - k->k_res]) && !MVCC_IS_TOMB(&k->k_vers[i - k->k_res]);
     return n;
 }
 
 /* evicting: the store has a loader (disk) and evicts up to a random durable
- * revision now and then, so reads of history go through loads. */
-static void run_random(uint64_t seed, int steps, bool evicting)
+ * revision now and then, so reads of history go through loads.  long_history:
+ * compactions are rare, so keys build histories of many packed groups. */
+static void run_random(uint64_t seed, int steps, bool evicting, bool long_history)
 {
     struct model md = {.cap = 200000, .rev = 1, .compact = -1};
     md.ev = calloc(md.cap, sizeof *md.ev);
@@ -2294,7 +2406,7 @@ static void run_random(uint64_t seed, int steps, bool evicting)
                 same_txn(&e, &a);
             check_feed(m, &md, saved, rc_e);
             disk_record(m);
-        } else {
+        } else if (!long_history || rnd(20) == 0) {
             int64_t rev = md.compact - 1 + (int64_t)rnd((uint32_t)(md.rev - md.compact + 3));
             rc_e = rev <= md.compact ? -ERR_COMPACTED : rev > md.rev ? -ERR_FUTURE_REV : 0;
             assert_int_equal(mvcc_compact(m, rev), rc_e);
@@ -2327,7 +2439,7 @@ static void test_random(void **state)
 {
     (void)state;
     for (uint64_t seed = 1; seed <= 8; seed++)
-        run_random(seed * 0x9E3779B97F4A7C15ull, 3000, false);
+        run_random(seed * 0x9E3779B97F4A7C15ull, 3000, false, false);
 }
 
 /* The same with values evicted and read back from a backend. */
@@ -2335,7 +2447,16 @@ static void test_random_evicting(void **state)
 {
     (void)state;
     for (uint64_t seed = 1; seed <= 6; seed++)
-        run_random(seed * 0xD1B54A32D192ED03ull, 3000, true);
+        run_random(seed * 0xD1B54A32D192ED03ull, 3000, true, false);
+}
+
+/* Evicting with long histories: many groups of packed revisions per key,
+ * compactions that cut them anywhere. */
+static void test_random_long_history(void **state)
+{
+    (void)state;
+    for (uint64_t seed = 1; seed <= 3; seed++)
+        run_random(seed * 0x94D049BB133111EBull, 4000, true, true);
 }
 
 /* ---- allocation failures ---- */
@@ -2511,6 +2632,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_range_revisions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compact, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_packed_history, setup, teardown),
         cmocka_unit_test_setup_teardown(test_txn_basic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_txn_compare, setup, teardown),
         cmocka_unit_test_setup_teardown(test_txn_nested, setup, teardown),
@@ -2522,6 +2644,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_big_tree, setup, teardown),
         cmocka_unit_test_setup_teardown(test_random, setup, teardown),
         cmocka_unit_test_setup_teardown(test_random_evicting, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_random_long_history, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nomem, setup, teardown),
     };
     return cmocka_run_group_tests_name("mvcc", tests, NULL, NULL);
