@@ -80,6 +80,7 @@ struct backend_chain {
     struct backend_chunk *c_head; /* owned */
     struct backend_chunk *c_tail;
     size_t c_n_ops;
+    size_t c_bytes; /* of records */
 };
 
 /* A compaction of the key bucket in progress. */
@@ -322,6 +323,7 @@ static void backend_commit_reserved(struct backend *b, size_t n, size_t ops)
 {
     b->b_pending.c_tail->ch_len += n;
     b->b_pending.c_n_ops += ops;
+    b->b_pending.c_bytes += n;
     b->b_seq++;
 }
 
@@ -641,7 +643,8 @@ int64_t backend_commit_deadline(const struct backend *b)
 {
     if (b->b_in_flight || !backend_pending(b))
         return INT64_MAX;
-    if (b->b_force || b->b_pending.c_n_ops >= b->b_limit)
+    if (b->b_force || b->b_pending.c_n_ops >= b->b_limit ||
+        b->b_pending.c_bytes >= BACKEND_BATCH_BYTES)
         return INT64_MIN;
     int64_t d = INT64_MAX;
     if (b->b_pending.c_n_ops || (b->b_has_ci && b->b_ci != b->b_ci_committed))
@@ -837,6 +840,7 @@ int backend_commit_finish(struct backend *b, struct backend_job *j, int64_t now_
                 p->c_tail = j->j_chain.c_tail;
             p->c_head = j->j_chain.c_head;
             p->c_n_ops += j->j_chain.c_n_ops;
+            p->c_bytes += j->j_chain.c_bytes;
         }
         memset(&j->j_chain, 0, sizeof j->j_chain);
         b->b_cmp_ready_ms = now_ms + b->b_interval_ms;

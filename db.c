@@ -1893,6 +1893,11 @@ int db_commit(struct db_tx *tx)
         pthread_mutex_unlock(&db->mu);
         goto out;
     }
+    /* What this and earlier transactions read through the mapping stays
+     * mapped until told otherwise: page after page of the file would count
+     * as the process's memory (the page cache keeps them; a later read
+     * maps one again). */
+    (void)madvise((void *)tx->map->base, tx->map->len, MADV_DONTNEED);
     db_publish(tx, nmap);
     nmap = NULL;
 out:

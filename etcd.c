@@ -51,8 +51,8 @@ static struct flag flags[] = {
     FLAG("max-snapshots", F_UINT, "5", true, "Maximum number of snapshot files to retain (0 is unlimited)."),
     FLAG("max-wals", F_UINT, "5", true, "Maximum number of wal files to retain (0 is unlimited)."),
     FLAG("quota-backend-bytes", F_INT, "0", true, "Raise alarms when backend size exceeds the given quota (0 defaults to low space quota)."),
-    FLAG("backend-batch-interval", F_DURATION, "0", false, "BackendBatchInterval is the maximum time before commit the backend transaction."),
-    FLAG("backend-batch-limit", F_INT, "0", false, "BackendBatchLimit is the maximum operations before commit the backend transaction."),
+    FLAG("backend-batch-interval", F_DURATION, "0", true, "BackendBatchInterval is the maximum time before commit the backend transaction."),
+    FLAG("backend-batch-limit", F_INT, "0", true, "BackendBatchLimit is the maximum operations before commit the backend transaction."),
     FLAG("max-txn-ops", F_UINT, "128", true, "Maximum number of operations permitted in a transaction."),
     FLAG("max-request-bytes", F_UINT, "1572864", true, "Maximum client request size in bytes the server will accept."),
     FLAG("max-concurrent-streams", F_UINT, "4294967295", true, "Maximum concurrent streams that each client can open at a time."),
@@ -599,6 +599,9 @@ static int etcd_main(int argc, char **argv)
         return die("out of memory");
     bool pre_vote = false;
     parse_bool(flag_val("pre-vote"), &pre_vote);
+    double batch_ms;
+    parse_duration(flag_val("backend-batch-interval"), &batch_ms);
+    long long batch_limit = strtoll(flag_val("backend-batch-limit"), NULL, 10);
     struct node_config nc = {
         .data_dir = dd,
         .self = &self,
@@ -609,6 +612,8 @@ static int etcd_main(int argc, char **argv)
         .snapshot_count = snapshot_count,
         .max_snapshots = (unsigned)max_snaps,
         .max_wals = (unsigned)max_wals,
+        .backend_batch_ms = batch_ms >= 1 && batch_ms < 1e9 ? (int)batch_ms : 0,
+        .backend_batch_limit = batch_limit > 0 && batch_limit < 1 << 30 ? (int)batch_limit : 0,
     };
     char nerr[1024];
     int nrc = node_start(&srv, &nc, &srv.node, nerr, sizeof nerr);

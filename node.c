@@ -1321,7 +1321,9 @@ static int open_backend(struct node *n, const struct node_config *cfg, bool rest
             return -1;
         }
     }
-    if (backend_open(path, NULL, &n->be, err, cap) < 0)
+    struct backend_config bc = {.bc_batch_interval_ms = cfg->backend_batch_ms,
+                                .bc_batch_limit = cfg->backend_batch_limit};
+    if (backend_open(path, &bc, &n->be, err, cap) < 0)
         return -1;
     struct backend_state st;
     mvcc_set_loader(n->srv->mvcc, &(struct mvcc_loader){backend_value, backend_value_done, n->be});

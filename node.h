@@ -36,6 +36,8 @@ struct node_config {
     uint64_t snapshot_count; /* --snapshot-count: entries between raft snapshots */
     unsigned max_snapshots;  /* --max-snapshots, 0 = keep all */
     unsigned max_wals;       /* --max-wals, 0 = keep all */
+    int backend_batch_ms;    /* --backend-batch-interval, 0 = etcd's default */
+    int backend_batch_limit; /* --backend-batch-limit, 0 = etcd's default */
 };
 
 /* Opens (restart: replays the WAL) or creates (new member: bootstraps a

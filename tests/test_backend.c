@@ -885,6 +885,17 @@ static void test_policy(void **state)
     assert_false(backend_in_flight(b));
     assert_int_equal(backend_commit_deadline(b), now_ms + BACKEND_BATCH_INTERVAL_MS);
     commit_all(b);
+    /* so does a batch of BACKEND_BATCH_BYTES, whatever the count */
+    static char big[64 * 1024];
+    memset(big, 'v', sizeof big - 1);
+    int n = 0;
+    while (backend_commit_deadline(b) != INT64_MIN) {
+        put(m, b, "big", big, 0);
+        n++;
+        assert_true(n * (sizeof big - 1) <= BACKEND_BATCH_BYTES + sizeof big);
+    }
+    assert_true(n < 50 && n * (sizeof big - 1) >= BACKEND_BATCH_BYTES - sizeof big);
+    commit_all(b);
     backend_close(b);
     mvcc_free(m);
 }
