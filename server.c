@@ -181,6 +181,8 @@ void server_close(struct server *s)
     }
     mem_free(s->listeners);
     s->listeners = NULL;
+    mem_free(s->scratch);
+    s->scratch = NULL;
     s->n_listeners = 0;
     watch_hub_free(s->watch);
     s->watch = NULL;
@@ -349,25 +351,28 @@ static int conn_start_h2(struct server_conn *c)
     return 0;
 }
 
-/* Consumes what it can of c->in.  -1: close the connection now. */
-static int conn_process(struct server_conn *c)
+/* Consumes what it can of in[0..len) and says how much in *used.  -1:
+ * close the connection now. */
+static int conn_process(struct server_conn *c, const uint8_t *in, size_t len, size_t *used)
 {
     size_t off = 0;
     int rc = 0;
     if (c->mode == CONN_SNIFF) {
-        size_t n = c->in.len < H2_PREFACE_LEN ? c->in.len : H2_PREFACE_LEN;
-        if (memcmp(c->in.data, H2_PREFACE, n))
+        size_t n = len < H2_PREFACE_LEN ? len : H2_PREFACE_LEN;
+        if (memcmp(in, H2_PREFACE, n))
             c->mode = CONN_HTTP;
         else if (n == H2_PREFACE_LEN) {
             if (conn_start_h2(c) < 0)
                 return -1;
-        } else
+        } else {
+            *used = 0;
             return 0;
+        }
     }
     if (c->mode == CONN_H2) {
-        while (off < c->in.len) {
+        while (off < len) {
             struct h2_event ev;
-            int r = h2_conn_feed(c->h2, c->in.data + off, c->in.len - off, &ev);
+            int r = h2_conn_feed(c->h2, in + off, len - off, &ev);
             if (r < 0) {
                 c->close_after_write = true; /* GOAWAY is queued */
                 break;
@@ -383,9 +388,9 @@ static int conn_process(struct server_conn *c)
         }
     } else {
         struct http_limits hl = {.max_body = c->srv->cfg->max_request_bytes};
-        while (off < c->in.len && !c->close_after_write) {
+        while (off < len && !c->close_after_write) {
             bool cl = false;
-            int r = http_feed(&hl, c->in.data + off, c->in.len - off, &c->http_out, &cl);
+            int r = http_feed(&hl, in + off, len - off, &c->http_out, &cl);
             if (r < 0) {
                 rc = -1;
                 break;
@@ -397,8 +402,48 @@ static int conn_process(struct server_conn *c)
                 c->close_after_write = true;
         }
     }
-    mem_buf_consume(&c->in, off);
+    *used = off;
     return rc;
+}
+
+/* One read from c and what it completes.  Reads land in the server's
+ * scratch buffer behind any small unconsumed tail of c->in, which is all a
+ * connection keeps between reads (most often nothing): a thousand idle
+ * connections hold no read buffers.  Only a tail longer than half the
+ * scratch (an HTTP/1.1 body) grows in c->in.  Returns the bytes read, 0
+ * when there is nothing to read now, -1 to close. */
+static ssize_t conn_read(struct server_conn *c)
+{
+    struct server *s = c->srv;
+    if (!s->scratch && !(s->scratch = mem_alloc(CONN_READ_CHUNK)))
+        return -1;
+    bool small = c->in.len <= CONN_READ_CHUNK / 2;
+    if (!small && mem_buf_reserve(&c->in, CONN_READ_CHUNK) < 0)
+        return -1;
+    uint8_t *buf = small ? s->scratch : c->in.data;
+    size_t have = c->in.len, cap = small ? CONN_READ_CHUNK : c->in.cap;
+    if (small && have)
+        memcpy(buf, c->in.data, have);
+    ssize_t r;
+    do
+        r = recv(c->fd, buf + have, cap - have, 0);
+    while (r < 0 && errno == EINTR);
+    if (r <= 0)
+        return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+    size_t used;
+    if (conn_process(c, buf, have + (size_t)r, &used) < 0)
+        return -1;
+    if (!small) {
+        c->in.len += (size_t)r;
+        mem_buf_consume(&c->in, used);
+    } else {
+        c->in.len = 0;
+        if (used < have + (size_t)r && mem_buf_append(&c->in, buf + used, have + (size_t)r - used) < 0)
+            return -1;
+    }
+    if (!c->in.len)
+        mem_buf_free(&c->in);
+    return r;
 }
 
 static void conn_event(struct loop *l, int fd, uint32_t events, void *arg)
@@ -408,29 +453,12 @@ static void conn_event(struct loop *l, int fd, uint32_t events, void *arg)
     struct server_conn *c = arg;
     if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
         for (int rounds = 0; rounds < 4 && !c->close_after_write; rounds++) {
-            if (mem_buf_reserve(&c->in, CONN_READ_CHUNK) < 0) {
-                conn_close(c);
-                return;
-            }
-            ssize_t r = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
-            if (r == 0) {
-                conn_close(c);
-                return;
-            }
+            ssize_t r = conn_read(c);
             if (r < 0) {
-                if (errno == EINTR)
-                    continue;
-                if (errno == EAGAIN || errno == EWOULDBLOCK)
-                    break;
                 conn_close(c);
                 return;
             }
-            c->in.len += (size_t)r;
-            if (conn_process(c) < 0) {
-                conn_close(c);
-                return;
-            }
-            if ((size_t)r < CONN_READ_CHUNK)
+            if ((size_t)r < CONN_READ_CHUNK / 2)
                 break;
         }
     }

@@ -46,6 +46,7 @@ struct server {
     size_t n_listeners;
     struct server_conn *conns; /* owned list of open client connections */
     size_t n_conns;
+    uint8_t *scratch; /* owned: where connections' reads land (server.c) */
 };
 
 /* Creates the stores.  0 or -1 (OOM). */

@@ -10,7 +10,7 @@ import time
 
 import etcd3
 
-from harness import OUR_BIN, REAL_ETCD, REL_BIN, Server, check, eq, etcdctl, test
+from harness import OUR_BIN, REAL_ETCD, REL_BIN, Server, check, eq, etcdctl, proc_kib, test
 
 
 def dump(endpoint):
@@ -301,15 +301,6 @@ def disk_full_keeps_serving_and_recovers():
         shutil.rmtree(mnt, ignore_errors=True)
 
 
-def _anon_kib(pid):
-    """Resident heap: the db file's mapped pages are not counted."""
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1])
-    return 0
-
-
 @test
 def history_values_are_read_back_from_disk():
     """Only each key's newest value stays in memory once the backend holds
@@ -324,7 +315,7 @@ def history_values_are_read_back_from_disk():
         c = etcd3.client(host="127.0.0.1", port=srv.cport, timeout=30)
         first = c.put("warm", "x").header.revision + 1
         time.sleep(0.3)
-        r0 = _anon_kib(srv.proc.pid)
+        r0 = proc_kib(srv.proc.pid, "RssAnon")
         for i in range(n):
             c.put("big", val(i))
         for i in range(10):  # s/i: "a<i>", then overwritten in reverse order
@@ -333,7 +324,7 @@ def history_values_are_read_back_from_disk():
         for i in range(10):
             c.put("s/%d" % i, "b%d" % (9 - i))
         time.sleep(0.5)  # a backend commit, then eviction
-        growth = _anon_kib(srv.proc.pid) - r0
+        growth = proc_kib(srv.proc.pid, "RssAnon") - r0
         # values and raft entries kept would be twice the history; the
         # release build keeps a few batches' worth (3-8 MB); ASan's shadow
         # memory, redzones, quarantine and a thread per lane add to that

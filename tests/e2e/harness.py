@@ -147,6 +147,16 @@ def run_all(result_file):
     return failed == 0
 
 
+def proc_kib(pid, field):
+    """A /proc/PID/status figure in KiB: VmRSS, RssAnon (the heap: not the
+    db file's mapped pages), VmHWM."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
 def check(cond, msg=""):
     if not cond:
         raise AssertionError(msg)

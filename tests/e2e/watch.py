@@ -16,7 +16,7 @@ import etcd3
 from etcd3.etcdrpc import rpc_pb2
 
 from harness import (ETCDCTL, OUR_BIN, REAL_ETCD, REL_BIN, Server, check, ctl_env, eq, etcdctl,
-                     test)
+                     test, proc_kib)
 
 # ---- etcdctl watch as a background process ----
 
@@ -349,14 +349,6 @@ class RawWatch:
         self.s.close()
 
 
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 N_SLOW, VSIZE = 600, 64 * 1024
 
 
@@ -385,9 +377,9 @@ def slow_watcher_is_bounded_and_catches_up():
     try:
         c = etcd3.client(host="127.0.0.1", port=base.cport, timeout=30)
         c.put("warm", "x")
-        r0 = rss_kib(base.proc.pid)
+        r0 = proc_kib(base.proc.pid, "VmRSS")
         write_many(c)
-        base_growth = rss_kib(base.proc.pid) - r0
+        base_growth = proc_kib(base.proc.pid, "VmRSS") - r0
         c.close()
     finally:
         base.stop()
@@ -412,10 +404,10 @@ def slow_watcher_is_bounded_and_catches_up():
                     fast_done.set()
 
         c.add_watch_prefix_callback("slow/", cb)
-        r0 = rss_kib(srv.proc.pid)
+        r0 = proc_kib(srv.proc.pid, "VmRSS")
         write_many(c)
         check(fast_done.wait(30), "the reading client fell behind: %d events" % len(fast))
-        growth = rss_kib(srv.proc.pid) - r0
+        growth = proc_kib(srv.proc.pid, "VmRSS") - r0
         # buffering for the slow client would add another copy of every value
         check(growth < base_growth + 16 * 1024,
               "server grew %d KiB with a stalled watcher, %d KiB without" % (growth, base_growth))
