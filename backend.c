@@ -62,7 +62,10 @@ enum { BACKEND_PUT, BACKEND_DEL };
 #define BACKEND_REV_LEN 17    /* revBytesLen */
 #define BACKEND_REVT_LEN 18   /* markedRevBytesLen: a tombstone */
 #define BACKEND_REC_HDR 10    /* bucket, op, key length u32, value length u32 */
-#define BACKEND_CHUNK (64 * 1024)
+/* A chunk with its header fits mem.c's largest class: bigger blocks come
+ * from malloc, which maps and unmaps them, a page fault per page and a TLB
+ * shootdown per chunk. */
+#define BACKEND_CHUNK (64 * 1024 - 64)
 
 static const char backend_ci_key[] = "consistent_index";
 static const char backend_sched_key[] = "scheduledCompactRev";

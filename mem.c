@@ -285,6 +285,10 @@ struct mem_arena_chunk {
 };
 
 #define ARENA_CHUNK_MIN 1024
+/* Growth stops where a chunk still comes from the size classes: malloc maps
+ * and unmaps bigger blocks, and an arena that lives for one commit would
+ * fault in fresh pages every time. */
+#define ARENA_CHUNK_MAX (MEM_MAX_SMALL - sizeof(struct mem_arena_chunk))
 
 void mem_arena_init(struct mem_arena *a, size_t limit)
 {
@@ -303,7 +307,7 @@ void *mem_arena_alloc(struct mem_arena *a, size_t n)
     struct mem_arena_chunk *c = a->ma_head;
     if (!c || c->size - c->used < need) {
         size_t sz = need > ARENA_CHUNK_MIN ? need : ARENA_CHUNK_MIN;
-        if (c && sz < c->size * 2 && c->size * 2 <= (1u << 20))
+        if (c && sz < c->size * 2 && c->size * 2 <= ARENA_CHUNK_MAX)
             sz = c->size * 2; /* grow chunks geometrically for big requests */
         if (sz > SIZE_MAX - sizeof *c)
             return NULL;
