@@ -76,6 +76,7 @@ struct backend_chunk {
     struct backend_chunk *ch_next;
     size_t ch_len;
     size_t ch_cap;
+    int64_t ch_lo, ch_hi; /* main revisions of its key records; ch_hi 0: none */
     uint8_t ch_data[];
 };
 
@@ -108,7 +109,6 @@ struct backend_job {
     uint8_t j_cmp_next[BACKEND_REV_LEN];
     bool j_cmp_done;
     uint64_t j_seq;
-    int64_t j_rev; /* the newest revision among its records (or earlier) */
     /* results, written by the worker */
     int j_err;
     char j_msg[512];
@@ -135,7 +135,6 @@ struct backend {
     struct backend_compaction *b_cmp_next; /* owned: recorded while b_cmp was in flight */
     uint64_t b_seq;                        /* record groups so far */
     int64_t b_rev_recorded;                /* newest revision recorded */
-    int64_t b_rev_durable;                 /* newest revision committed */
     struct db_tx *b_value_tx;              /* open across one mvcc call's loads */
     struct mem_buf b_scratch;
     struct backend_job b_job;
@@ -303,6 +302,7 @@ static uint8_t *backend_reserve(struct backend *b, size_t n)
         x->ch_cap = cap;
     }
     x->ch_len = 0;
+    x->ch_lo = x->ch_hi = 0;
     x->ch_next = NULL;
     if (c->c_tail)
         c->c_tail->ch_next = x;
@@ -476,6 +476,10 @@ int backend_record_changes(struct backend *b, const struct mvcc *m)
     if (!p)
         return DB_ENOMEM;
     b->b_rev_recorded = mvcc_rev(m);
+    struct backend_chunk *x = b->b_pending.c_tail;
+    if (!x->ch_hi)
+        x->ch_lo = mvcc_rev(m);
+    x->ch_hi = mvcc_rev(m);
     for (size_t i = 0; i < n; i++) {
         mvcc_last_event(m, i, &ev);
         bool tomb = ev.type != API_EVENT_PUT;
@@ -642,6 +646,11 @@ bool backend_in_flight(const struct backend *b)
     return b->b_in_flight;
 }
 
+size_t backend_backlog_bytes(const struct backend *b)
+{
+    return b->b_pending.c_bytes + (b->b_in_flight ? b->b_job.j_chain.c_bytes : 0);
+}
+
 int64_t backend_commit_deadline(const struct backend *b)
 {
     if (b->b_in_flight || !backend_pending(b))
@@ -683,7 +692,6 @@ struct backend_job *backend_commit_prepare(struct backend *b, int64_t now_ms)
     if (j->j_cmp)
         memcpy(j->j_cmp_next, j->j_cmp->cp_next, BACKEND_REV_LEN);
     j->j_seq = b->b_seq;
-    j->j_rev = b->b_rev_recorded;
     j->j_err = 0;
     j->j_msg[0] = 0;
     b->b_force = false;
@@ -722,8 +730,8 @@ static int backend_apply(struct backend_job *j, struct db_tx *tx, struct db_buck
             if (rc)
                 return rc;
             p += BACKEND_REC_HDR;
-            if (x->ch_data[off + 1] == BACKEND_PUT)
-                rc = db_put(b, p, kl, p + kl, vl);
+            if (x->ch_data[off + 1] == BACKEND_PUT) /* the job owns the chunk until it ends */
+                rc = db_put_ref(b, p, kl, p + kl, vl);
             else
                 rc = db_del(b, p, kl);
             if (rc)
@@ -862,7 +870,6 @@ int backend_commit_finish(struct backend *b, struct backend_job *j, int64_t now_
         x = next;
     }
     memset(&j->j_chain, 0, sizeof j->j_chain);
-    b->b_rev_durable = j->j_rev;
     if (j->j_has_ci)
         b->b_ci_committed = j->j_ci;
     if (j->j_cmp && j->j_cmp == b->b_cmp) {
@@ -877,13 +884,40 @@ int backend_commit_finish(struct backend *b, struct backend_job *j, int64_t now_
     return 0;
 }
 
-int64_t backend_durable_rev(const struct backend *b)
+int64_t backend_recorded_rev(const struct backend *b)
 {
-    return b->b_rev_durable;
+    return b->b_rev_recorded;
 }
+
 
 /* ---- values for mvcc ---- */
 
+/* The KeyValue recorded under revision key rk in chain c, if there. */
+static bool backend_chain_find(const struct backend_chain *c, int64_t main, const uint8_t *rk,
+                               struct db_val *v)
+{
+    for (const struct backend_chunk *x = c->c_head; x; x = x->ch_next) {
+        if (!x->ch_hi || main < x->ch_lo || main > x->ch_hi)
+            continue;
+        for (size_t off = 0; off < x->ch_len;) {
+            const uint8_t *p = x->ch_data + off;
+            uint32_t kl, vl;
+            memcpy(&kl, p + 2, 4);
+            memcpy(&vl, p + 6, 4);
+            off += BACKEND_REC_HDR + kl + vl;
+            if (p[0] == BK_KEY && p[1] == BACKEND_PUT && kl == BACKEND_REV_LEN &&
+                !memcmp(p + BACKEND_REC_HDR, rk, BACKEND_REV_LEN)) {
+                *v = (struct db_val){p + BACKEND_REC_HDR + kl, vl};
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* A revision mvcc evicted is read back from the batch that recorded it
+ * while that is not yet committed (mvcc evicts as soon as it is recorded:
+ * its value need not be in memory twice), else from the file. */
 int backend_value(void *ctx, struct pb_bytes key, int64_t main, int64_t sub, struct mem_arena *a,
                   struct api_kv *out)
 {
@@ -892,14 +926,17 @@ int backend_value(void *ctx, struct pb_bytes key, int64_t main, int64_t sub, str
     struct db_val v;
     uint8_t rk[BACKEND_REV_LEN];
     int rc = 0;
+    backend_rev_key(rk, main, sub);
+    if (backend_chain_find(&b->b_pending, main, rk, &v) ||
+        (b->b_in_flight && backend_chain_find(&b->b_job.j_chain, main, rk, &v)))
+        goto found;
     if (!b->b_value_tx)
         rc = db_begin(b->b_db, false, &b->b_value_tx);
     if (!rc)
         rc = db_bucket_get(b->b_value_tx, NULL, "key", 3, &kb);
-    if (!rc) {
-        backend_rev_key(rk, main, sub);
+    if (!rc)
         rc = db_get(kb, rk, sizeof rk, &v);
-    }
+found:;
     struct api_kv kv;
     int pr = rc ? 0 : pb_decode(&api_kv_desc, v.p, v.len, &kv, a);
     if (rc == DB_ENOMEM || pr == PB_ERR_NOMEM)
@@ -916,7 +953,7 @@ int backend_value(void *ctx, struct pb_bytes key, int64_t main, int64_t sub, str
         return -ERR_CORRUPT;
     }
     *out = kv;
-    /* the decoded bytes point into the file's mapping */
+    /* the decoded bytes point into the file's mapping or a batch */
     out->value.p = kv.value.len ? mem_arena_dup(a, kv.value.p, kv.value.len) : NULL;
     return kv.value.len && !out->value.p ? -ERR_NOMEM : 0;
 }

@@ -203,9 +203,9 @@ int backend_record_alarm(struct backend *b, uint64_t member_id, int32_t alarm,
 int backend_value(void *b, struct pb_bytes key, int64_t main, int64_t sub, struct mem_arena *a,
                   struct api_kv *kv);
 void backend_value_done(void *b);
-/* Every revision <= this one is in a successful commit: what mvcc_evict may
- * drop from memory. */
-int64_t backend_durable_rev(const struct backend *b);
+/* Every revision <= this one is recorded (in a batch, committed or not):
+ * what mvcc_evict may drop from memory, as backend_value reads it back. */
+int64_t backend_recorded_rev(const struct backend *b);
 
 /* ---- committing (prepare: loop, run: worker, finish: loop) ---- */
 
@@ -223,6 +223,9 @@ bool backend_commit_due(const struct backend *b, int64_t now_ms);
 bool backend_pending(const struct backend *b);
 /* A job from backend_commit_prepare has not been finished yet. */
 bool backend_in_flight(const struct backend *b);
+/* Bytes of records not yet in the file: the pending batch and the one in
+ * flight. */
+size_t backend_backlog_bytes(const struct backend *b);
 
 /* Takes the pending batch (plus the next compaction batch, if one runs) into
  * a job for backend_commit_run.  Returns NULL when nothing is pending or a

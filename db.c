@@ -1173,7 +1173,9 @@ int db_get(struct db_bucket *b, const void *key, size_t klen, struct db_val *v)
     return 0;
 }
 
-int db_put(struct db_bucket *b, const void *key, size_t klen, const void *val, size_t vlen)
+/* db_put, or with copy false db_put_ref. */
+static int db_put_at(struct db_bucket *b, const void *key, size_t klen, const void *val, size_t vlen,
+                     bool copy)
 {
     struct db_tx *tx = b->tx;
     struct db_cursor c;
@@ -1192,22 +1194,35 @@ int db_put(struct db_bucket *b, const void *key, size_t klen, const void *val, s
     if ((rc = db_cur_node(&c, &n)))
         return rc;
     size_t i = c.cu_stack[c.cu_depth - 1].cr_index;
-    uint8_t *mem = mem_arena_alloc(&tx->arena, (exact ? 0 : klen) + vlen);
-    if (!mem || (!exact && db_grow((void **)&n->in.v, &n->in.cap, n->in.n, 1, sizeof *n->in.v)))
+    uint8_t *mem = copy ? mem_arena_alloc(&tx->arena, (exact ? 0 : klen) + vlen) : NULL;
+    if ((copy && !mem) ||
+        (!exact && db_grow((void **)&n->in.v, &n->in.cap, n->in.n, 1, sizeof *n->in.v)))
         return db_fail(tx, DB_ENOMEM, "out of memory in put");
-    const uint8_t *k = exact ? n->in.v[i].key : mem;
+    const uint8_t *k = exact ? n->in.v[i].key : copy ? mem : key;
     if (!exact) {
-        memcpy(mem, key, klen);
-        mem += klen;
+        if (copy) {
+            memcpy(mem, key, klen);
+            mem += klen;
+        }
         memmove(&n->in.v[i + 1], &n->in.v[i], (n->in.n - i) * sizeof *n->in.v);
         n->in.n++;
     }
-    if (vlen)
+    if (copy && vlen)
         memcpy(mem, val, vlen);
-    n->in.v[i] = (struct db_inode){.key = k, .klen = (uint32_t)klen, .val = mem,
+    n->in.v[i] = (struct db_inode){.key = k, .klen = (uint32_t)klen, .val = copy ? mem : val,
                                    .vlen = (uint32_t)vlen};
     b->mod++;
     return 0;
+}
+
+int db_put(struct db_bucket *b, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    return db_put_at(b, key, klen, val, vlen, true);
+}
+
+int db_put_ref(struct db_bucket *b, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    return db_put_at(b, key, klen, val, vlen, false);
 }
 
 int db_del(struct db_bucket *b, const void *key, size_t klen)

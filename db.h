@@ -206,6 +206,10 @@ int db_get(struct db_bucket *b, const void *key, size_t klen,
  * DB_ECORRUPT. */
 int db_put(struct db_bucket *b, const void *key, size_t klen, const void *val,
            size_t vlen) DB_MUST_CHECK;
+/* db_put without the copies: key and val must stay as they are until the
+ * transaction ends (a batch that outlives its commit). */
+int db_put_ref(struct db_bucket *b, const void *key, size_t klen, const void *val,
+               size_t vlen) DB_MUST_CHECK;
 
 /* Removes key; a missing key is not an error (bbolt's Delete).  Returns 0;
  * DB_EINVAL (read transaction, deleted bucket); DB_EINCOMPAT if key names a

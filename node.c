@@ -74,6 +74,7 @@ struct node {
     uint64_t bjob_index;       /* ... once the commit in flight is done */
     uint64_t db_index;         /* ... durably */
     struct node_mjob *parked;  /* maintenance jobs waiting for the backend commit */
+    bool wal_failing, db_failing; /* the last write of each failed (ENOSPC): retrying */
     struct api_alarm_member alarms[NODE_MAX_MEMBERS * 2]; /* active alarms */
     size_t n_alarms;
     uint64_t member_id, cluster_id;
@@ -623,8 +624,12 @@ static void apply_entries(struct node *n, const struct api_raft_entry *ents, siz
             n->consistent_index = ents[i].Index;
         }
     }
-    if (count)
+    if (count) {
+        /* what the batch holds need not be in memory twice: only each
+         * key's newest value stays (mvcc.h) */
+        mvcc_evict(n->srv->mvcc, backend_recorded_rev(n->be));
         backend_kick(n);
+    }
 }
 
 /* ---- the backend batch: committed on the worker every 100 ms or 10,000
@@ -651,14 +656,46 @@ static void compact_alone(struct node *n)
         (void)!raft_compact(n->raft, n->db_index); /* refused until raft saw it persisted: next time */
 }
 
+/* ---- backpressure ----
+ *
+ * A write costs memory from the moment its request is read until the db
+ * file holds it: its raft entry, its mvcc value, its backend record, the
+ * db's pages.  Normally that is a batch or two; when the disk stalls, the
+ * writes that keep coming would pile up without bound.  So past
+ * NODE_BACKLOG_HIGH bytes of such writes the server stops reading requests
+ * (node_backlogged), and reads again once they are down to
+ * NODE_BACKLOG_LOW.  Not while a write is failing for want of space: then
+ * reads must go on, and the writes wait in memory as before. */
+#define NODE_BACKLOG_HIGH (2u << 20)
+#define NODE_BACKLOG_LOW (1u << 20)
+
+static uint64_t node_backlog(const struct node *n)
+{
+    struct raft_status st;
+    raft_status(n->raft, &st);
+    return st.uncommitted_bytes + backend_backlog_bytes(n->be);
+}
+
+bool node_backlogged(const struct node *n)
+{
+    return !n->wal_failing && !n->db_failing && node_backlog(n) >= NODE_BACKLOG_HIGH;
+}
+
+static void node_backlog_eased(struct node *n)
+{
+    if (server_reads_paused(n->srv) &&
+        (n->wal_failing || n->db_failing || node_backlog(n) <= NODE_BACKLOG_LOW))
+        server_resume_reads(n->srv);
+}
+
 static void backend_done(struct loop *l, void *arg)
 {
     struct node *n = arg;
     int rc = backend_commit_finish(n->be, n->bjob, (int64_t)loop_now_ms(l));
     n->bjob = NULL;
+    n->db_failing = rc != 0;
     if (rc == 0) {
         n->db_index = n->bjob_index;
-        mvcc_evict(n->srv->mvcc, backend_durable_rev(n->be));
         compact_alone(n);
     }
     if (rc == DB_ENOSPC) {
@@ -676,6 +713,7 @@ static void backend_done(struct loop *l, void *arg)
         start_parked(n);
         backend_kick(n);
         maybe_snapshot(n);
+        node_backlog_eased(n);
     }
 }
 
@@ -1029,6 +1067,7 @@ static void finish_ready(struct node *n)
     campaign_if_alone(n);
     maybe_snapshot(n);
     kick(n);
+    node_backlog_eased(n);
 }
 
 static void persist_retry(struct loop *l, void *arg);
@@ -1038,9 +1077,11 @@ static void persist_done(struct loop *l, void *arg)
     (void)l;
     struct node *n = arg;
     n->job_running = false;
-    if (n->job_err == -ENOSPC) {
+    n->wal_failing = n->job_err == -ENOSPC;
+    if (n->wal_failing) {
         /* nothing of the batch stayed on disk: keep it and try again; reads
          * go on, writes wait (and their clients time out) */
+        node_backlog_eased(n);
         char fields[256];
         snprintf(fields, sizeof fields, "\"error\":\"%s\"", wal_strerror(n->job_err));
         log_line(LOG_WARN, "wal/wal.go:702", "wal", "failed to write to WAL, retrying", NULL, fields);

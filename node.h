@@ -66,6 +66,11 @@ int64_t node_lease_id(struct node *n);
 typedef void (*node_done_fn)(void *arg, int err, const void *resp);
 void node_propose_fn(struct node *n, struct api_internal_raft_req *irr, node_done_fn fn, void *arg);
 
+/* Whether writes accepted but not yet in the db file are too many: the
+ * server reads no requests meanwhile, and is told to read again with
+ * server_resume_reads. */
+bool node_backlogged(const struct node *n);
+
 /* Raft's view: role, leader, term, commit and applied index. */
 void node_status(const struct node *n, struct raft_status *st);
 uint64_t node_term(const struct node *n);

@@ -2226,6 +2226,7 @@ void raft_status(const struct raft *r, struct raft_status *st)
         .first_index = g->g_first,
         .last_index = raft_log_last(g),
         .lead_transferee = r->r_transferee,
+        .uncommitted_bytes = r->r_uncommitted_size,
         .role = r->r_role,
         .learner = r->r_learner,
         .want_snapshot = r->r_want_snap,

@@ -295,6 +295,7 @@ struct raft_status {
                            and the snapshot does not reach them: create a
                            newer one (raft_snapshot_create) */
     size_t log_bytes; /* entry data held */
+    uint64_t uncommitted_bytes; /* entry data proposed and not yet applied */
 };
 
 void raft_status(const struct raft *r, struct raft_status *st);

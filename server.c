@@ -330,7 +330,21 @@ static void conn_flush(struct server_conn *c)
         conn_close(c);
         return;
     }
-    conn_set_events(c, (size_t)pending < CONN_OUT_HIGH && !c->close_after_write, pending > 0);
+    conn_set_events(c, (size_t)pending < CONN_OUT_HIGH && !c->close_after_write && !c->srv->reads_paused,
+                    pending > 0);
+}
+
+bool server_reads_paused(const struct server *s)
+{
+    return s->reads_paused;
+}
+
+void server_resume_reads(struct server *s)
+{
+    s->reads_paused = false;
+    for (struct server_conn *c = s->conns; c; c = c->next)
+        if (!c->dead)
+            conn_schedule_flush(c);
 }
 
 static int conn_start_h2(struct server_conn *c)
@@ -451,8 +465,13 @@ static void conn_event(struct loop *l, int fd, uint32_t events, void *arg)
     (void)l;
     (void)fd;
     struct server_conn *c = arg;
+    struct server *s = c->srv;
     if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
         for (int rounds = 0; rounds < 4 && !c->close_after_write; rounds++) {
+            if (!s->reads_paused && s->node && node_backlogged(s->node))
+                s->reads_paused = true; /* every connection: its flush turns reading off */
+            if (s->reads_paused && !(events & (EPOLLERR | EPOLLHUP)))
+                break;
             ssize_t r = conn_read(c);
             if (r < 0) {
                 conn_close(c);

@@ -47,6 +47,7 @@ struct server {
     struct server_conn *conns; /* owned list of open client connections */
     size_t n_conns;
     uint8_t *scratch; /* owned: where connections' reads land (server.c) */
+    bool reads_paused; /* the node is backlogged with writes: no requests are read */
 };
 
 /* Creates the stores.  0 or -1 (OOM). */
@@ -56,6 +57,11 @@ int server_init(struct server *s, const struct server_config *cfg, struct loop *
 /* Binds every --listen-client-urls address.  0, or -1 with a message in
  * err (cap bytes), e.g. "listen tcp 127.0.0.1:2379: bind: address already in use". */
 int server_listen(struct server *s, char *err, size_t cap) __attribute__((warn_unused_result));
+
+/* Whether connections stopped reading because the node was backlogged
+ * (node_backlogged), and reading again once it is not. */
+bool server_reads_paused(const struct server *s);
+void server_resume_reads(struct server *s);
 
 /* Closes listeners and connections, stops the node and frees the stores. */
 void server_close(struct server *s);

@@ -900,6 +900,52 @@ static void test_policy(void **state)
     mvcc_free(m);
 }
 
+/* ---- values read back ---- */
+
+/* mvcc evicts what a batch recorded at once: history is read back from the
+ * pending batch, then from the batch in flight, then from the file. */
+static void test_values_from_batches(void **state)
+{
+    (void)state;
+    const char *path = tpath("values.db");
+    struct backend *b = xopen(path, 0);
+    struct mvcc *m = mvcc_new();
+    mvcc_set_loader(m, &(struct mvcc_loader){backend_value, backend_value_done, b});
+    static const char *const vals[] = {"one", "two", "three", "four"};
+    for (int i = 0; i < 4; i++) {
+        put(m, b, "h", vals[i], 0);
+        put(m, b, "other", vals[i], 0);
+    }
+    mvcc_evict(m, backend_recorded_rev(b));
+    struct mem_arena a;
+    mem_arena_init(&a, 0);
+    for (int stage = 0; stage < 3; stage++) {
+        struct backend_job *j = NULL;
+        if (stage == 1) {
+            j = backend_commit_prepare(b, now_ms);
+            assert_non_null(j);
+        }
+        for (int i = 0; i < 4; i++) {
+            struct api_range_req req = {.key = bs("h"), .revision = 2 + 2 * i};
+            struct api_range_resp resp = {0};
+            assert_int_equal(mvcc_range(m, &req, &a, &resp), 0);
+            assert_int_equal(resp.n_kvs, 1);
+            assert_true(bytes_eq(resp.kvs[0].value, bs(vals[i])));
+            assert_int_equal(resp.kvs[0].version, i + 1);
+            assert_int_equal(resp.kvs[0].mod_revision, 2 + 2 * i);
+        }
+        if (j) {
+            backend_commit_run(j);
+            assert_int_equal(backend_commit_finish(b, j, now_ms), 0);
+        }
+        mem_arena_reset(&a);
+    }
+    assert_false(backend_pending(b));
+    mem_arena_free(&a);
+    backend_close(b);
+    mvcc_free(m);
+}
+
 /* ---- failures ---- */
 
 /* A full disk fails the commit; the batch, with what was recorded while it
@@ -1540,6 +1586,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_open_layout),
         cmocka_unit_test(test_meta_members_leases),
         cmocka_unit_test(test_policy),
+        cmocka_unit_test(test_values_from_batches),
         cmocka_unit_test(test_random_restarts),
         cmocka_unit_test(test_compaction_resume),
         cmocka_unit_test(test_compaction_replaced),
