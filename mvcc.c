@@ -573,18 +573,24 @@ static const uint8_t *mvcc_hist_decode(const uint8_t *p, int64_t *main, struct m
     return p;
 }
 
-/* The group revision i (< h_n) is in. */
-static uint32_t mvcc_hist_group(const struct mvcc_hist *h, size_t i)
+/* How many groups start at a main revision (by_main) or an index <= x. */
+static uint32_t mvcc_hist_marks_upto(const struct mvcc_hist *h, bool by_main, int64_t x)
 {
-    uint32_t lo = 0, hi = h->h_n_marks; /* the answer is lo - 1 */
+    uint32_t lo = 0, hi = h->h_n_marks;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
-        if (h->h_marks[mid].m_idx <= i)
+        if ((by_main ? h->h_marks[mid].m_main : (int64_t)h->h_marks[mid].m_idx) <= x)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return lo - 1;
+    return lo;
+}
+
+/* The group revision i (< h_n) is in. */
+static uint32_t mvcc_hist_group(const struct mvcc_hist *h, size_t i)
+{
+    return mvcc_hist_marks_upto(h, false, (int64_t)i) - 1;
 }
 
 /* Appends v, the revision after the history's newest, evicted.  0 or
@@ -743,14 +749,7 @@ static size_t mvcc_key_upto(const struct mvcc_key *k, int64_t rev)
     const struct mvcc_hist *h = k->k_hist;
     if (!h || !h->h_n || h->h_marks[0].m_main > rev)
         return 0;
-    uint32_t lo = 0, hi = h->h_n_marks; /* the group is lo - 1 */
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (h->h_marks[mid].m_main <= rev)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    uint32_t lo = mvcc_hist_marks_upto(h, true, rev); /* the group is lo - 1 */
     const struct mvcc_mark *mk = &h->h_marks[lo - 1];
     size_t end = lo < h->h_n_marks ? h->h_marks[lo].m_idx : h->h_n;
     const uint8_t *p = h->h_bytes + mk->m_off;
