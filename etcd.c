@@ -17,6 +17,7 @@
 #include "member.h"
 #include "node.h"
 #include "server.h"
+#include "tls.h"
 #include "version.h"
 
 /* ---- flags ---- */
@@ -74,12 +75,12 @@ static struct flag flags[] = {
     FLAG("auto-compaction-retention", F_STR, "0", true, "Auto compaction retention length. 0 means disable auto compaction."),
     FLAG("auto-compaction-mode", F_STR, "periodic", true, "Interpret 'auto-compaction-retention' one of: periodic|revision."),
     FLAG("enable-v2", F_BOOL, "false", false, "Accept etcd V2 client requests."),
-    FLAG("cert-file", F_STR, "", false, "Path to the client server TLS cert file."),
-    FLAG("key-file", F_STR, "", false, "Path to the client server TLS key file."),
-    FLAG("client-cert-auth", F_BOOL, "false", false, "Enable client cert authentication."),
+    FLAG("cert-file", F_STR, "", true, "Path to the client server TLS cert file."),
+    FLAG("key-file", F_STR, "", true, "Path to the client server TLS key file."),
+    FLAG("client-cert-auth", F_BOOL, "false", true, "Enable client cert authentication."),
     FLAG("client-crl-file", F_STR, "", false, "Path to the client certificate revocation list file."),
     FLAG("client-cert-allowed-hostname", F_STR, "", false, "Allowed TLS hostname for client cert authentication."),
-    FLAG("trusted-ca-file", F_STR, "", false, "Path to the client server TLS trusted CA cert file."),
+    FLAG("trusted-ca-file", F_STR, "", true, "Path to the client server TLS trusted CA cert file."),
     FLAG("auto-tls", F_BOOL, "false", false, "Client TLS using generated certificates."),
     FLAG("peer-cert-file", F_STR, "", false, "Path to the peer server TLS cert file."),
     FLAG("peer-key-file", F_STR, "", false, "Path to the peer server TLS key file."),
@@ -443,6 +444,7 @@ static int etcd_main(int argc, char **argv)
     if ((n = split_list(flag_val("initial-advertise-peer-urls"), cfg.peer_urls, SERVER_MAX_URLS)) <= 0)
         return die("--initial-advertise-peer-urls must not be empty");
     cfg.n_peer_urls = (size_t)n;
+    const char *https = NULL;
     for (size_t i = 0; i < cfg.n_listen_client_urls; i++) {
         char host[256];
         int port;
@@ -452,6 +454,27 @@ static int etcd_main(int argc, char **argv)
                      cfg.listen_client_urls[i]);
             return die(msg);
         }
+        if (tls && !https)
+            https = cfg.listen_client_urls[i];
+    }
+    if (https) {
+        /* etcd's client TLS: a certificate and key, and with
+         * --client-cert-auth clients must show one signed by --trusted-ca-file */
+        if (!*flag_val("cert-file") || !*flag_val("key-file")) {
+            snprintf(msg, sizeof msg,
+                     "TLS key/cert (--cert-file, --key-file) must be provided for client url %s with HTTPS scheme",
+                     https);
+            return die(msg);
+        }
+        bool cca = false;
+        parse_bool(flag_val("client-cert-auth"), &cca);
+        struct tls_cfg tc = {.ca_file = *flag_val("trusted-ca-file") ? flag_val("trusted-ca-file") : NULL,
+                             .cert_file = flag_val("cert-file"),
+                             .key_file = flag_val("key-file"),
+                             .client_cert_auth = cca};
+        char terr[512];
+        if (!(cfg.tls = tls_ctx_server(&tc, terr, sizeof terr)))
+            return die(terr);
     }
     if ((flag_find("listen-client-urls", 18)->set || getenv("ETCD_LISTEN_CLIENT_URLS")) &&
         !flag_find("advertise-client-urls", 21)->set && !getenv("ETCD_ADVERTISE_CLIENT_URLS")) {
@@ -662,6 +685,7 @@ static int etcd_main(int argc, char **argv)
     }
     server_close(&srv);
     loop_free(loop);
+    tls_ctx_free(cfg.tls);
     mem_arena_free(&cfg_arena);
     mem_release_cache();
     return 0;

@@ -29,6 +29,7 @@
 #include "node.h"
 #include "rpc.h"
 #include "lock.h"
+#include "tls.h"
 #include "watch.h"
 
 #define CONN_READ_CHUNK 65536
@@ -42,6 +43,7 @@ enum conn_mode { CONN_SNIFF, CONN_H2, CONN_HTTP };
 struct server_listener {
     int fd;
     struct server *srv;
+    bool tls; /* https:// */
 };
 
 struct server_conn {
@@ -52,6 +54,7 @@ struct server_conn {
     struct mem_buf http_out; /* HTTP/1.1 responses not yet written; owned */
     struct h2_conn *h2;      /* owned, H2 mode */
     struct grpc_conn *gc;    /* owned, H2 mode */
+    struct tls_conn *tls;    /* owned, on an https:// listener: what the socket carries */
     bool flush_pending;      /* a deferred flush is scheduled */
     bool reading;            /* EPOLLIN is on */
     bool writing;            /* EPOLLOUT is on */
@@ -273,6 +276,8 @@ static void conn_close(struct server_conn *c)
     c->gc = NULL;
     h2_conn_free(c->h2);
     c->h2 = NULL;
+    tls_conn_free(c->tls);
+    c->tls = NULL;
     mem_buf_free(&c->in);
     mem_buf_free(&c->http_out);
     if (!c->flush_pending && loop_defer(c->srv->loop, deferred_flush, c) == 0)
@@ -284,8 +289,12 @@ static void conn_close(struct server_conn *c)
  * CONN_IOV stretches of it (h2 output references shared event bytes).
  * Returns the bytes left pending, or -1 on a write error.  Closes nothing:
  * callers may be inside the connection's handlers. */
+static ssize_t conn_write_tls(struct server_conn *c);
+
 static ssize_t conn_write(struct server_conn *c)
 {
+    if (c->tls)
+        return conn_write_tls(c);
     for (;;) {
         struct iovec iov[CONN_IOV];
         size_t k, n = 0;
@@ -318,10 +327,62 @@ static ssize_t conn_write(struct server_conn *c)
     return (ssize_t)(c->mode == CONN_H2 ? h2_conn_unsent(c->h2) : c->http_out.len);
 }
 
+/* conn_write through TLS: plaintext is sealed into the engine as far as it
+ * takes it, and its records (and the handshake's) go to the socket.  The
+ * pending count includes sealed bytes the socket has not taken. */
+static ssize_t conn_write_tls(struct server_conn *c)
+{
+    for (;;) {
+        bool moved = false;
+        struct iovec iov[CONN_IOV];
+        size_t k, taken = 0;
+        if (c->mode == CONN_H2) {
+            k = h2_conn_outputv(c->h2, iov, CONN_IOV);
+        } else {
+            iov[0] = (struct iovec){c->http_out.data, c->http_out.len};
+            k = c->http_out.len > 0;
+        }
+        for (size_t i = 0; i < k; i++) {
+            size_t t = tls_conn_write(c->tls, iov[i].iov_base, iov[i].iov_len);
+            taken += t;
+            if (t < iov[i].iov_len)
+                break;
+        }
+        if (taken) {
+            if (c->mode == CONN_H2)
+                h2_conn_output_done(c->h2, taken);
+            else
+                mem_buf_consume(&c->http_out, taken);
+            tls_conn_flush(c->tls);
+            moved = true;
+        }
+        size_t len;
+        const uint8_t *out = tls_conn_send_buf(c->tls, &len);
+        if (len) {
+            ssize_t w = send(c->fd, out, len, MSG_NOSIGNAL);
+            if (w < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
+                return -1;
+            if (w > 0) {
+                tls_conn_send_done(c->tls, (size_t)w);
+                moved = true;
+            }
+            if (w < (ssize_t)len)
+                break; /* the socket is full */
+        }
+        if (!moved)
+            break;
+    }
+    size_t sealed;
+    (void)tls_conn_send_buf(c->tls, &sealed);
+    return (ssize_t)((c->mode == CONN_H2 ? h2_conn_unsent(c->h2) : c->http_out.len) + sealed);
+}
+
 /* Writes pending output; what the socket does not take waits for EPOLLOUT. */
 static void conn_flush(struct server_conn *c)
 {
     ssize_t pending = conn_write(c);
+    if (pending >= 0 && c->tls && tls_conn_closed(c->tls))
+        pending = -1; /* a failed handshake, once its alert is out */
     if (pending < 0) {
         conn_close(c);
         return;
@@ -339,12 +400,32 @@ bool server_reads_paused(const struct server *s)
     return s->reads_paused;
 }
 
+static void conn_event(struct loop *l, int fd, uint32_t events, void *arg);
+
+/* Reading turns back on at each connection's flush; bytes a TLS engine
+ * decrypted meanwhile are read now, as no socket event will come for them.
+ * Runs as deferred work: the node's callbacks, which resume reads, must not
+ * see requests arrive under them. */
+static void resume_reads(struct loop *l, void *arg)
+{
+    struct server *s = arg;
+    for (struct server_conn *c = s->conns; c; c = c->next) {
+        if (c->dead)
+            continue;
+        if (c->tls && tls_conn_readable(c->tls))
+            conn_event(l, c->fd, EPOLLIN, c);
+        else
+            conn_schedule_flush(c);
+    }
+}
+
 void server_resume_reads(struct server *s)
 {
     s->reads_paused = false;
-    for (struct server_conn *c = s->conns; c; c = c->next)
-        if (!c->dead)
-            conn_schedule_flush(c);
+    if (loop_defer(s->loop, resume_reads, s) < 0)
+        for (struct server_conn *c = s->conns; c; c = c->next)
+            if (!c->dead)
+                conn_schedule_flush(c);
 }
 
 static int conn_start_h2(struct server_conn *c)
@@ -420,13 +501,42 @@ static int conn_process(struct server_conn *c, const uint8_t *in, size_t len, si
     return rc;
 }
 
+/* Decrypted bytes into p[0..n): what the engine holds, after feeding it
+ * what the socket has (from_socket).  Returns the count, 0 for none now
+ * (the handshake, or a partial record), -1 to close. */
+static ssize_t conn_recv_tls(struct server_conn *c, uint8_t *p, size_t n, bool from_socket)
+{
+    size_t got = 0;
+    for (;;) {
+        got += tls_conn_read(c->tls, p + got, n - got);
+        if (got == n || !from_socket)
+            break;
+        size_t room;
+        uint8_t *in = tls_conn_recv_buf(c->tls, &room);
+        if (!in || !room)
+            break;
+        ssize_t r = recv(c->fd, in, room, 0);
+        if (r == 0)
+            return got ? (ssize_t)got : -1;
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            return -1;
+        }
+        tls_conn_recv_done(c->tls, (size_t)r);
+    }
+    return (ssize_t)got;
+}
+
 /* One read from c and what it completes.  Reads land in the server's
  * scratch buffer behind any small unconsumed tail of c->in, which is all a
  * connection keeps between reads (most often nothing): a thousand idle
  * connections hold no read buffers.  Only a tail longer than half the
  * scratch (an HTTP/1.1 body) grows in c->in.  Returns the bytes read, 0
  * when there is nothing to read now, -1 to close. */
-static ssize_t conn_read(struct server_conn *c)
+static ssize_t conn_read(struct server_conn *c, bool from_socket)
 {
     struct server *s = c->srv;
     if (!s->scratch && !(s->scratch = mem_alloc(CONN_READ_CHUNK)))
@@ -439,11 +549,17 @@ static ssize_t conn_read(struct server_conn *c)
     if (small && have)
         memcpy(buf, c->in.data, have);
     ssize_t r;
-    do
-        r = recv(c->fd, buf + have, cap - have, 0);
-    while (r < 0 && errno == EINTR);
-    if (r <= 0)
-        return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+    if (c->tls) {
+        r = conn_recv_tls(c, buf + have, cap - have, from_socket);
+        if (r <= 0)
+            return r;
+    } else {
+        do
+            r = recv(c->fd, buf + have, cap - have, 0);
+        while (r < 0 && errno == EINTR);
+        if (r <= 0)
+            return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+    }
     size_t used;
     if (conn_process(c, buf, have + (size_t)r, &used) < 0)
         return -1;
@@ -472,7 +588,7 @@ static void conn_event(struct loop *l, int fd, uint32_t events, void *arg)
                 s->reads_paused = true; /* every connection: its flush turns reading off */
             if (s->reads_paused && !(events & (EPOLLERR | EPOLLHUP)))
                 break;
-            ssize_t r = conn_read(c);
+            ssize_t r = conn_read(c, true);
             if (r < 0) {
                 conn_close(c);
                 return;
@@ -480,6 +596,13 @@ static void conn_event(struct loop *l, int fd, uint32_t events, void *arg)
             if ((size_t)r < CONN_READ_CHUNK / 2)
                 break;
         }
+        /* what the TLS engine decrypted and could not hand over stays
+         * there: the socket will not say so again */
+        while (c->tls && !c->dead && !s->reads_paused && tls_conn_readable(c->tls))
+            if (conn_read(c, false) < 0) {
+                conn_close(c);
+                return;
+            }
     }
     if (c->dead)
         return;
@@ -505,7 +628,13 @@ static void accept_event(struct loop *l, int fd, uint32_t events, void *arg)
         c->srv = s;
         c->fd = cfd;
         c->reading = true;
+        if (ls->tls && !(c->tls = tls_conn_new(s->cfg->tls, NULL))) {
+            close(cfd);
+            mem_free(c);
+            continue;
+        }
         if (loop_add_fd(l, cfd, EPOLLIN, conn_event, c) < 0) {
+            tls_conn_free(c->tls);
             close(cfd);
             mem_free(c);
             continue;
@@ -529,8 +658,9 @@ static int listen_one(struct server *s, const char *url, char *err, size_t cap)
         snprintf(err, cap, "error verifying flags, invalid URL \"%s\": expected http://host:port", url);
         return -1;
     }
-    if (tls) {
-        snprintf(err, cap, "TLS listeners (%s) are not supported by this build", url);
+    if (tls && !s->cfg->tls) {
+        snprintf(err, cap, "TLS key/cert (--cert-file, --key-file) must be provided for client url %s "
+                 "with HTTPS scheme", url);
         return -1;
     }
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
@@ -568,7 +698,7 @@ static int listen_one(struct server *s, const char *url, char *err, size_t cap)
     s->listeners = nl;
     /* the loop holds pointers to listeners: register only after the array
      * stops moving (see server_listen) */
-    nl[s->n_listeners++] = (struct server_listener){fd, s};
+    nl[s->n_listeners++] = (struct server_listener){fd, s, tls};
     return 0;
 }
 

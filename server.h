@@ -15,6 +15,8 @@
 
 #define SERVER_MAX_URLS 16
 
+struct tls_ctx;
+
 struct server_config {
     const char *name;
     const char *data_dir;
@@ -31,6 +33,7 @@ struct server_config {
     int heartbeat_ms;   /* --heartbeat-interval */
     uint64_t watch_progress_ms; /* --experimental-watch-progress-notify-interval */
     int election_ticks; /* --election-timeout / --heartbeat-interval */
+    struct tls_ctx *tls; /* for https:// listeners (--cert-file, --key-file, ...); NULL: none */
 };
 
 struct server {

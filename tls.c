@@ -1133,6 +1133,11 @@ size_t tls_conn_read(struct tls_conn *c, uint8_t *p, size_t n)
     return k;
 }
 
+bool tls_conn_readable(const struct tls_conn *c)
+{
+    return (br_ssl_engine_current_state(c->tc_eng) & BR_SSL_RECVAPP) != 0;
+}
+
 bool tls_conn_ready(const struct tls_conn *c)
 {
     return c->tc_ready;

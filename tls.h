@@ -56,6 +56,9 @@ size_t tls_conn_write(struct tls_conn *c, const uint8_t *p, size_t n);
 void tls_conn_flush(struct tls_conn *c);
 /* Plaintext in: copies up to n decrypted bytes, returns how many. */
 size_t tls_conn_read(struct tls_conn *c, uint8_t *p, size_t n);
+/* Whether decrypted bytes wait to be read (the socket may have nothing
+ * more to say about them). */
+bool tls_conn_readable(const struct tls_conn *c);
 
 bool tls_conn_ready(const struct tls_conn *c);  /* handshake done */
 /* Closed cleanly or by error; after a failure during the handshake, only
