@@ -3,8 +3,11 @@
  * Owns every client socket and its buffers.  A new connection starts in
  * "sniff" mode: if its first bytes are the HTTP/2 preface it is handed to
  * h2.c + grpc.c, otherwise to http.c (cmux-style, as etcd serves gRPC and
- * HTTP on one port).  Output is written once per loop turn (deferred flush);
- * a connection whose peer does not read stops being read from.
+ * HTTP on one port).  On an https:// listener the socket carries TLS
+ * (tls.c's pipe) and the sniffing happens on what it decrypts.  Output is
+ * written once per loop turn (deferred flush); a connection whose peer does
+ * not read stops being read from, and while the node is backlogged with
+ * writes no connection is read from.
  */
 #include "server.h"
 
