@@ -103,11 +103,12 @@ int mvcc_txn(struct mvcc *m, const struct api_txn_req *req, struct mem_arena *a,
 
 /* ---- history on disk ----
  *
- * The key index keeps every revision (24 bytes each).  With a loader, the
- * rest of a revision's KeyValue (value, create revision, version, lease)
- * stays in memory while it is its key's newest and until the backend holds
- * it durably; mvcc_evict then drops it, and reads of history (a range at an
- * old revision, a watcher's catch-up) get it back through the loader.
+ * The key index keeps every revision (packed, about 1.5 bytes each once
+ * evicted).  With a loader, the rest of a revision's KeyValue (value, create
+ * revision, version, lease) stays in memory while it is its key's newest and
+ * until the loader can read it back (the backend has recorded it);
+ * mvcc_evict then drops it, and reads of history (a range at an old
+ * revision, a watcher's catch-up) get it back through the loader.
  * Reads of the present, prev_kv of a write, txn compares and the event feed
  * of the last write never load.  A failed load fails the call with the
  * loader's error (a txn is then undone as for -ERR_NOMEM). */
@@ -125,7 +126,7 @@ struct mvcc_loader {
 };
 /* Before the first write or restore. */
 void mvcc_set_loader(struct mvcc *m, const struct mvcc_loader *l);
-/* The backend holds every revision <= rev durably: drops the KeyValues of
+/* The loader can read back every revision <= rev: drops the KeyValues of
  * those that are not their key's newest.  Cost: the keys written since they
  * were last evicted.  Without a loader, does nothing. */
 void mvcc_evict(struct mvcc *m, int64_t rev);
