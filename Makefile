@@ -2,7 +2,7 @@
 # `make test` the ASan+UBSan build and every test, `make run` a single-node
 # server with etcd's defaults.  build.sh installs missing Debian packages.
 
-SRCS     := mem.c pb.c api.c json.c member.c hpack.c h2.c grpc.c http.c loop.c mvcc.c rpc.c server.c log.c crc32c.c wal.c raft.c lease.c node.c db.c watch.c backend.c lock.c compactor.c snap.c tls.c client.c ctl.c ctl_out.c ctl_kv.c ctl_lease.c ctl_cluster.c ctl_watch.c ctl_snapshot.c ctl_lock.c ctl_auth.c ctl_misc.c ctl_complete.c
+SRCS     := mem.c pb.c api.c json.c member.c hpack.c h2.c grpc.c http.c loop.c mvcc.c rpc.c server.c metrics.c log.c crc32c.c wal.c raft.c lease.c node.c db.c watch.c backend.c lock.c compactor.c snap.c tls.c client.c ctl.c ctl_out.c ctl_kv.c ctl_lease.c ctl_cluster.c ctl_watch.c ctl_snapshot.c ctl_lock.c ctl_auth.c ctl_misc.c ctl_complete.c
 MAIN     := etcd.c
 HDRS     := $(wildcard *.h)
 TESTS    := $(patsubst tests/%.c,build/test/%,$(wildcard tests/test_*.c))

@@ -121,6 +121,18 @@ static int respond(struct mem_buf *out, int status, const char *reason, const ch
 
 #define TEXT "text/plain; charset=utf-8"
 
+/* Prometheus' text exposition, as etcd's handler serves it. */
+static int respond_metrics(const struct http_limits *lim, struct mem_buf *out, bool close)
+{
+    struct mem_buf body = {0};
+    int rc = lim->metrics(lim->metrics_ctx, &body) < 0 || mem_buf_putc(&body, 0) < 0
+                 ? -1
+                 : respond(out, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", false,
+                           (const char *)body.data, close);
+    mem_buf_free(&body);
+    return rc;
+}
+
 int http_feed(const struct http_limits *lim, const uint8_t *p, size_t n, struct mem_buf *out,
               bool *close)
 {
@@ -162,6 +174,8 @@ int http_feed(const struct http_limits *lim, const uint8_t *p, size_t n, struct 
     int rc;
     if (token_eq(r.path, r.path_len, "/health"))
         rc = respond(out, 200, "OK", TEXT, true, "{\"health\":\"true\"}", cl);
+    else if (token_eq(r.path, r.path_len, "/metrics") && lim->metrics)
+        rc = respond_metrics(lim, out, cl);
     else if (token_eq(r.path, r.path_len, "/version"))
         rc = respond(out, 200, "OK", "application/json", false,
                      "{\"etcdserver\":\"" ETCD_SERVER_VERSION "\",\"etcdcluster\":\"" ETCD_CLUSTER_VERSION

@@ -14,6 +14,9 @@
 
 struct http_limits {
     size_t max_body; /* Content-Length above this -> 413 and close */
+    /* GET /metrics appends its body here (NULL: 404); 0 or -1 */
+    int (*metrics)(void *ctx, struct mem_buf *body);
+    void *metrics_ctx;
 };
 
 /* Parses one request from p[0..n) and appends its response to out.

@@ -112,6 +112,7 @@ struct node {
     bool cluster_version_set;
     bool published;
     bool was_leader;
+    uint64_t leader_changes;
     bool campaign_pending; /* a lone voter campaigns once its log is applied */
     struct mem_arena apply_arena; /* responses nobody waits for */
 };
@@ -989,6 +990,7 @@ static void on_soft_state(struct node *n, const struct raft_ready *rd)
 {
     bool leader = rd->role == RAFT_LEADER;
     if (leader && !n->was_leader) {
+        n->leader_changes++;
         /* leases restart with their full TTL plus an election timeout, so
          * none expires just because the old leader is gone */
         lease_promote(n->srv->leases, (int64_t)loop_now_ms(n->loop),
@@ -1732,6 +1734,16 @@ void node_maintenance_gone(struct grpc_call *call)
 int64_t node_lease_id(struct node *n)
 {
     return lease_id_gen(&n->reqid);
+}
+
+uint64_t node_leader_changes(const struct node *n)
+{
+    return n->leader_changes;
+}
+
+size_t node_pending_proposals(const struct node *n)
+{
+    return n->n_waits;
 }
 
 void node_status(const struct node *n, struct raft_status *st)

@@ -71,6 +71,11 @@ void node_propose_fn(struct node *n, struct api_internal_raft_req *irr, node_don
  * server_resume_reads. */
 bool node_backlogged(const struct node *n);
 
+/* For /metrics: times this member saw a leader elected, and proposals
+ * waiting to be applied. */
+uint64_t node_leader_changes(const struct node *n);
+size_t node_pending_proposals(const struct node *n);
+
 /* Raft's view: role, leader, term, commit and applied index. */
 void node_status(const struct node *n, struct raft_status *st);
 uint64_t node_term(const struct node *n);

@@ -32,6 +32,7 @@
 #include "node.h"
 #include "rpc.h"
 #include "lock.h"
+#include "metrics.h"
 #include "tls.h"
 #include "watch.h"
 
@@ -449,6 +450,11 @@ static int conn_start_h2(struct server_conn *c)
     return 0;
 }
 
+static int server_metrics(void *ctx, struct mem_buf *body)
+{
+    return metrics_render(ctx, body);
+}
+
 /* Consumes what it can of in[0..len) and says how much in *used.  -1:
  * close the connection now. */
 static int conn_process(struct server_conn *c, const uint8_t *in, size_t len, size_t *used)
@@ -485,7 +491,9 @@ static int conn_process(struct server_conn *c, const uint8_t *in, size_t len, si
             }
         }
     } else {
-        struct http_limits hl = {.max_body = c->srv->cfg->max_request_bytes};
+        struct http_limits hl = {.max_body = c->srv->cfg->max_request_bytes,
+                                 .metrics = c->srv->node ? server_metrics : NULL,
+                                 .metrics_ctx = c->srv};
         while (off < len && !c->close_after_write) {
             bool cl = false;
             int r = http_feed(&hl, in + off, len - off, &c->http_out, &cl);

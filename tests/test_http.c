@@ -43,6 +43,33 @@ static void test_health_version_404(void **state)
     mem_buf_free(&out);
 }
 
+static int fake_metrics(void *ctx, struct mem_buf *body)
+{
+    return *(int *)ctx ? -1 : mem_buf_printf(body, "# TYPE x gauge\nx 1\n");
+}
+
+/* /metrics is the caller's body under Prometheus' content type; without a
+ * source it is a 404, and a failing source fails the feed. */
+static void test_metrics(void **state)
+{
+    (void)state;
+    struct mem_buf out = {0};
+    bool cl = false;
+    int fail = 0;
+    struct http_limits ml = {.max_body = 1024, .metrics = fake_metrics, .metrics_ctx = &fail};
+    const char *r = "GET /metrics HTTP/1.1\r\n\r\n";
+    assert_int_equal(http_feed(&ml, (const uint8_t *)r, strlen(r), &out, &cl), (int)strlen(r));
+    assert_true(has(&out, "HTTP/1.1 200 OK\r\n"));
+    assert_true(has(&out, "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"));
+    assert_true(has(&out, "Content-Length: 19\r\n"));
+    assert_true(has(&out, "\r\n\r\n# TYPE x gauge\nx 1\n"));
+    fail = 1;
+    assert_int_equal(http_feed(&ml, (const uint8_t *)r, strlen(r), &out, &cl), -1);
+    assert_int_equal(feed(r, &out, &cl), (int)strlen(r));
+    assert_true(has(&out, "HTTP/1.1 404 Not Found\r\n"));
+    mem_buf_free(&out);
+}
+
 static void test_incomplete_and_pipelined(void **state)
 {
     (void)state;
@@ -96,6 +123,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_health_version_404),
+        cmocka_unit_test(test_metrics),
         cmocka_unit_test(test_incomplete_and_pipelined),
         cmocka_unit_test(test_close_and_errors),
     };

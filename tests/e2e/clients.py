@@ -10,7 +10,7 @@ import urllib.request
 
 import etcd3
 
-from harness import OUR_BIN, REL_BIN, Server, check, eq, etcdctl, free_ports, test, ctl_env, ETCDCTL
+from harness import OUR_BIN, REAL_ETCD, REL_BIN, Server, check, eq, etcdctl, free_ports, test, ctl_env, ETCDCTL
 
 
 @test
@@ -104,6 +104,66 @@ def http_health_and_version():
         eq(etcdctl(srv.endpoint, "put", "a", "b")[1], b"OK\n")  # h2 on the same port
     finally:
         srv.stop()
+
+
+def _scrape(srv):
+    """/metrics as {family: (help, type, {labels: value text})}, checking the
+    text format on the way."""
+    with urllib.request.urlopen("http://%s/metrics" % srv.endpoint) as r:
+        eq(r.headers.get("Content-Type"), "text/plain; version=0.0.4; charset=utf-8")
+        text = r.read().decode()
+    fams, cur = {}, None
+    for line in text.splitlines():
+        if line.startswith("# HELP "):
+            name, _, help_ = line[7:].partition(" ")
+            fams[name] = [help_, None, {}]
+            cur = name
+        elif line.startswith("# TYPE "):
+            name, _, typ = line[7:].partition(" ")
+            eq(name, cur, line)
+            fams[name][1] = typ
+        elif line and not line.startswith("#"):
+            sample, _, value = line.rpartition(" ")
+            float(value)
+            name = sample.split("{")[0]
+            base = name[:-len("_bucket")] if name.endswith("_bucket") else name
+            fam = fams.get(base) or fams.get(name.rsplit("_", 1)[0])
+            check(fam is not None, "sample without a family: " + line)
+            fam[2][sample[len(name):]] = value
+    return fams
+
+
+@test
+def metrics_match_real_etcd():
+    """/metrics: every family we serve is one real etcd 3.4.23 serves, with
+    the same help text, type and labels, and the values say what the server
+    holds (keys, revisions, leader, db size as `endpoint status` tells)."""
+    ours, real = Server(OUR_BIN), Server(REAL_ETCD)
+    try:
+        for srv in (ours, real):
+            for i in range(5):
+                eq(etcdctl(srv.endpoint, "put", "k%d" % i, "v")[0], 0)
+            eq(etcdctl(srv.endpoint, "del", "k0")[0], 0)
+        got, want = _scrape(ours), _scrape(real)
+        check(len(got) >= 20, "only %d families" % len(got))
+        for name, (help_, typ, samples) in got.items():
+            check(name in want, "real etcd has no %s" % name)
+            eq((help_, typ), tuple(want[name][:2]), name)
+            eq(sorted(samples), sorted(want[name][2]), name + " labels")
+        for name in ("etcd_server_has_leader", "etcd_server_is_leader", "etcd_debugging_mvcc_keys_total",
+                     "etcd_debugging_mvcc_current_revision", "etcd_debugging_mvcc_compact_revision",
+                     "etcd_server_leader_changes_seen_total", "etcd_server_proposals_pending",
+                     "etcd_server_quota_backend_bytes", "etcd_cluster_version", "etcd_server_version",
+                     "etcd_server_id"):
+            eq(got[name][2], want[name][2], name)
+        st = json.loads(etcdctl(ours.endpoint, "endpoint", "status", "-w", "json")[1])[0]["Status"]
+        eq(float(got["etcd_mvcc_db_total_size_in_bytes"][2][""]), float(st["dbSize"]))
+        eq(float(got["etcd_server_proposals_applied_total"][2][""]), float(st["raftAppliedIndex"]))
+        check(float(got["process_resident_memory_bytes"][2][""]) > 0)
+        check(float(got["process_open_fds"][2][""]) >= 3)
+    finally:
+        ours.stop()
+        real.stop()
 
 
 def run_flags(*args, env=None):
