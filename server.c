@@ -295,19 +295,31 @@ static void conn_close(struct server_conn *c)
  * callers may be inside the connection's handlers. */
 static ssize_t conn_write_tls(struct server_conn *c);
 
+/* The connection's pending plaintext as up to CONN_IOV pieces; how many. */
+static size_t conn_outputv(struct server_conn *c, struct iovec *iov)
+{
+    if (c->mode == CONN_H2)
+        return h2_conn_outputv(c->h2, iov, CONN_IOV);
+    iov[0] = (struct iovec){c->http_out.data, c->http_out.len};
+    return c->http_out.len > 0;
+}
+
+/* n bytes of it are written (or sealed). */
+static void conn_output_done(struct server_conn *c, size_t n)
+{
+    if (c->mode == CONN_H2)
+        h2_conn_output_done(c->h2, n);
+    else
+        mem_buf_consume(&c->http_out, n);
+}
+
 static ssize_t conn_write(struct server_conn *c)
 {
     if (c->tls)
         return conn_write_tls(c);
     for (;;) {
         struct iovec iov[CONN_IOV];
-        size_t k, n = 0;
-        if (c->mode == CONN_H2) {
-            k = h2_conn_outputv(c->h2, iov, CONN_IOV);
-        } else {
-            iov[0] = (struct iovec){c->http_out.data, c->http_out.len};
-            k = c->http_out.len > 0;
-        }
+        size_t k = conn_outputv(c, iov), n = 0;
         if (k == 0)
             break;
         for (size_t i = 0; i < k; i++)
@@ -321,10 +333,7 @@ static ssize_t conn_write(struct server_conn *c)
                 break;
             return -1;
         }
-        if (c->mode == CONN_H2)
-            h2_conn_output_done(c->h2, (size_t)w);
-        else
-            mem_buf_consume(&c->http_out, (size_t)w);
+        conn_output_done(c, (size_t)w);
         if ((size_t)w < n) /* the socket is full */
             break;
     }
@@ -339,13 +348,7 @@ static ssize_t conn_write_tls(struct server_conn *c)
     for (;;) {
         bool moved = false;
         struct iovec iov[CONN_IOV];
-        size_t k, taken = 0;
-        if (c->mode == CONN_H2) {
-            k = h2_conn_outputv(c->h2, iov, CONN_IOV);
-        } else {
-            iov[0] = (struct iovec){c->http_out.data, c->http_out.len};
-            k = c->http_out.len > 0;
-        }
+        size_t k = conn_outputv(c, iov), taken = 0;
         for (size_t i = 0; i < k; i++) {
             size_t t = tls_conn_write(c->tls, iov[i].iov_base, iov[i].iov_len);
             taken += t;
@@ -353,10 +356,7 @@ static ssize_t conn_write_tls(struct server_conn *c)
                 break;
         }
         if (taken) {
-            if (c->mode == CONN_H2)
-                h2_conn_output_done(c->h2, taken);
-            else
-                mem_buf_consume(&c->http_out, taken);
+            conn_output_done(c, taken);
             tls_conn_flush(c->tls);
             moved = true;
         }

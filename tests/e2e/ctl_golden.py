@@ -823,29 +823,41 @@ def make_certs(d):
              "-CAcreateserial", "-out", name + ".pem", "-days", "2", "-extfile", name + ".ext")
 
 
+TLS_GOOD = ["--cacert", "ca.pem", "--cert", "client.pem", "--key", "client.key"]
+
+
+def start_tls_server(binary, d):
+    """binary serving https:// with client-certificate auth on the
+    certificates of make_certs(d), once it has taken a first put k=v:
+    (process, log file, client port)."""
+    cport, pport = free_ports(2)
+    url = "https://127.0.0.1:%d" % cport
+    log = open(os.path.join(d, "etcd-%d.log" % cport), "wb")
+    p = subprocess.Popen([binary, "--data-dir", os.path.join(d, "data-%d" % cport),
+                          "--listen-client-urls", url, "--advertise-client-urls", url,
+                          "--listen-peer-urls", "http://127.0.0.1:%d" % pport,
+                          "--cert-file", "server.pem", "--key-file", "server.key",
+                          "--trusted-ca-file", "ca.pem", "--client-cert-auth"],
+                         cwd=d, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        if subprocess.run([ETCDCTL, "--endpoints", url] + TLS_GOOD + ["put", "k", "v"], cwd=d,
+                          capture_output=True, env=ctl_env()).returncode == 0:
+            break
+        time.sleep(0.1)
+    return p, log, cport
+
+
 @test
 def ctl_golden_tls():
     """Real etcd 3.4.23 serving TLS with client-certificate auth: both
     etcdctls with good and bad TLS options."""
     d = our_ctl_dir()
     make_certs(d)
-    cport, pport = free_ports(2)
+    good = TLS_GOOD
+    p, log, cport = start_tls_server(REAL_ETCD, d)
     url = "https://127.0.0.1:%d" % cport
-    log = open(os.path.join(d, "etcd.log"), "wb")
-    p = subprocess.Popen([REAL_ETCD, "--data-dir", os.path.join(d, "data"),
-                          "--listen-client-urls", url, "--advertise-client-urls", url,
-                          "--listen-peer-urls", "http://127.0.0.1:%d" % pport,
-                          "--cert-file", "server.pem", "--key-file", "server.key",
-                          "--trusted-ca-file", "ca.pem", "--client-cert-auth"],
-                         cwd=d, stdout=log, stderr=subprocess.STDOUT)
-    good = ["--cacert", "ca.pem", "--cert", "client.pem", "--key", "client.key"]
     try:
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            if subprocess.run([ETCDCTL, "--endpoints", url] + good + ["put", "k", "v"], cwd=d,
-                              capture_output=True, env=ctl_env()).returncode == 0:
-                break
-            time.sleep(0.1)
         host = "127.0.0.1:%d" % cport
         short = ["--command-timeout=700ms"]
         steps = [
@@ -902,26 +914,11 @@ def server_tls_matches_real_etcd():
     import etcd3
     d = our_ctl_dir()
     make_certs(d)
-    good = ["--cacert", "ca.pem", "--cert", "client.pem", "--key", "client.key"]
+    good = TLS_GOOD
     servers = []
     try:
         for binary in (REAL_ETCD, OUR_BIN):
-            cport, pport = free_ports(2)
-            url = "https://127.0.0.1:%d" % cport
-            log = open(os.path.join(d, "etcd-%d.log" % cport), "wb")
-            p = subprocess.Popen([binary, "--data-dir", os.path.join(d, "data-%d" % cport),
-                                  "--listen-client-urls", url, "--advertise-client-urls", url,
-                                  "--listen-peer-urls", "http://127.0.0.1:%d" % pport,
-                                  "--cert-file", "server.pem", "--key-file", "server.key",
-                                  "--trusted-ca-file", "ca.pem", "--client-cert-auth"],
-                                 cwd=d, stdout=log, stderr=subprocess.STDOUT)
-            servers.append((p, log, cport))
-            deadline = time.time() + 20
-            while time.time() < deadline:
-                if subprocess.run([ETCDCTL, "--endpoints", url] + good + ["put", "k", "v"], cwd=d,
-                                  capture_output=True, env=ctl_env()).returncode == 0:
-                    break
-                time.sleep(0.1)
+            servers.append(start_tls_server(binary, d))
         short = ["--command-timeout=700ms"]
         steps = [
             ["get", "k"], ["get", "k", "-w", "json"], ["put", "k2", "v2"], ["get", "k", "--prefix"],
