@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api.h"
@@ -51,6 +52,43 @@ static int family(struct mem_buf *b, const char *name, const char *type, const c
     go_float(num, sizeof num, v);
     return mem_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s%s %s\n", name, help, name, type, name, labels,
                           num);
+}
+
+void metrics_observe(struct metrics_hist *h, double seconds)
+{
+    double le = 0.001;
+    for (int i = 0; i < METRICS_DISK_BUCKETS; i++, le *= 2)
+        if (seconds <= le) {
+            h->h_buckets[i]++;
+            break;
+        }
+    h->h_count++;
+    h->h_sum += seconds;
+}
+
+double metrics_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A histogram family: cumulative buckets, +Inf, sum and count. */
+static int histogram(struct mem_buf *b, const char *name, const char *help, const struct metrics_hist *h)
+{
+    char num[48], le[48];
+    int rc = mem_buf_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    uint64_t cum = 0;
+    double bound = 0.001;
+    for (int i = 0; i < METRICS_DISK_BUCKETS; i++, bound *= 2) {
+        cum += h->h_buckets[i];
+        go_float(le, sizeof le, bound);
+        rc |= mem_buf_printf(b, "%s_bucket{le=\"%s\"} %" PRIu64 "\n", name, le, cum);
+    }
+    go_float(num, sizeof num, h->h_sum);
+    rc |= mem_buf_printf(b, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n%s_sum %s\n%s_count %" PRIu64 "\n", name,
+                         h->h_count, name, num, name, h->h_count);
+    return rc;
 }
 
 /* Live keys at the current revision. */
@@ -138,6 +176,10 @@ int metrics_render(struct server *s, struct mem_buf *b)
                  (double)mvcc_rev(s->mvcc));
     rc |= family(b, "etcd_debugging_mvcc_keys_total", "gauge", "Total number of keys.", "",
                  (double)live_keys(s));
+    rc |= histogram(b, "etcd_disk_backend_commit_duration_seconds",
+                    "The latency distributions of commit called by backend.", node_commit_hist(s->node));
+    rc |= histogram(b, "etcd_disk_wal_fsync_duration_seconds", "The latency distributions of fsync called by WAL.",
+                    node_fsync_hist(s->node));
     rc |= family(b, "etcd_mvcc_db_total_size_in_bytes", "gauge",
                  "Total size of the underlying database physically allocated in bytes.", "",
                  (double)node_db_size(s->node));

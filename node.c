@@ -113,6 +113,10 @@ struct node {
     bool published;
     bool was_leader;
     uint64_t leader_changes;
+    /* disk latencies: timed by the worker (job_sync_s, bjob_s), counted by
+     * the loop */
+    double job_sync_s, bjob_s;
+    struct metrics_hist fsync_hist, commit_hist;
     bool campaign_pending; /* a lone voter campaigns once its log is applied */
     struct mem_arena apply_arena; /* responses nobody waits for */
 };
@@ -640,7 +644,9 @@ static void backend_work(void *arg)
 {
     struct node *n = arg;
     failpoint("before_db_commit");
+    double t = metrics_now();
     backend_commit_run(n->bjob);
+    n->bjob_s = metrics_now() - t;
     failpoint("after_db_commit");
 }
 
@@ -695,6 +701,7 @@ static void backend_done(struct loop *l, void *arg)
     int rc = backend_commit_finish(n->be, n->bjob, (int64_t)loop_now_ms(l));
     n->bjob = NULL;
     n->db_failing = rc != 0;
+    metrics_observe(&n->commit_hist, n->bjob_s);
     if (rc == 0) {
         n->db_index = n->bjob_index;
         compact_alone(n);
@@ -729,7 +736,7 @@ static void backend_kick(struct node *n)
         if (n->bjob && loop_work_on(n->loop, LANE_DB, backend_work, backend_done, n) == 0)
             return;
         if (n->bjob) { /* no memory to queue it: commit here instead */
-            backend_commit_run(n->bjob);
+            backend_work(n);
             backend_done(n->loop, n);
             return;
         }
@@ -1022,8 +1029,12 @@ static void persist_work(void *arg)
     failpoint("before_wal_save");
     int rc = wal_save(n->wal, rd->has_hard_state ? &rd->hard_state : NULL, rd->entries, rd->n_entries);
     failpoint("after_wal_save");
-    if (rc == 0 && rd->must_sync)
+    n->job_sync_s = -1;
+    if (rc == 0 && rd->must_sync) {
+        double t = metrics_now();
         rc = wal_sync(n->wal);
+        n->job_sync_s = metrics_now() - t;
+    }
     failpoint("after_wal_sync");
     n->job_err = rc;
 }
@@ -1079,6 +1090,8 @@ static void persist_done(struct loop *l, void *arg)
     (void)l;
     struct node *n = arg;
     n->job_running = false;
+    if (n->job_sync_s >= 0)
+        metrics_observe(&n->fsync_hist, n->job_sync_s);
     n->wal_failing = n->job_err == -ENOSPC;
     if (n->wal_failing) {
         /* nothing of the batch stayed on disk: keep it and try again; reads
@@ -1657,7 +1670,7 @@ static void mjob_start(struct node *n, struct node_mjob *mj)
     n->bjob = backend_commit_prepare(n->be, now);
     n->bjob_index = n->consistent_index;
     if (n->bjob && loop_work_on(n->loop, LANE_DB, backend_work, backend_done, n) < 0) {
-        backend_commit_run(n->bjob);
+        backend_work(n);
         backend_done(n->loop, n);
     }
     if (loop_work_on(n->loop, LANE_DB, mjob_work, mjob_done, mj) < 0) {
@@ -1734,6 +1747,16 @@ void node_maintenance_gone(struct grpc_call *call)
 int64_t node_lease_id(struct node *n)
 {
     return lease_id_gen(&n->reqid);
+}
+
+const struct metrics_hist *node_fsync_hist(const struct node *n)
+{
+    return &n->fsync_hist;
+}
+
+const struct metrics_hist *node_commit_hist(const struct node *n)
+{
+    return &n->commit_hist;
 }
 
 uint64_t node_leader_changes(const struct node *n)

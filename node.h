@@ -21,6 +21,7 @@
 #include "api.h"
 #include "grpc.h"
 #include "member.h"
+#include "metrics.h"
 #include "raft.h"
 
 struct server;
@@ -75,6 +76,9 @@ bool node_backlogged(const struct node *n);
  * waiting to be applied. */
 uint64_t node_leader_changes(const struct node *n);
 size_t node_pending_proposals(const struct node *n);
+/* WAL fdatasyncs and backend commits, timed. */
+const struct metrics_hist *node_fsync_hist(const struct node *n);
+const struct metrics_hist *node_commit_hist(const struct node *n);
 
 /* Raft's view: role, leader, term, commit and applied index. */
 void node_status(const struct node *n, struct raft_status *st);

@@ -126,18 +126,18 @@ def _scrape(srv):
             sample, _, value = line.rpartition(" ")
             float(value)
             name = sample.split("{")[0]
-            base = name[:-len("_bucket")] if name.endswith("_bucket") else name
-            fam = fams.get(base) or fams.get(name.rsplit("_", 1)[0])
-            check(fam is not None, "sample without a family: " + line)
-            fam[2][sample[len(name):]] = value
+            fam = name if name in fams else name.rsplit("_", 1)[0]  # x_bucket, x_sum, x_count
+            check(fam in fams, "sample without a family: " + line)
+            fams[fam][2][sample[len(fam):]] = value
     return fams
 
 
 @test
 def metrics_match_real_etcd():
     """/metrics: every family we serve is one real etcd 3.4.23 serves, with
-    the same help text, type and labels, and the values say what the server
-    holds (keys, revisions, leader, db size as `endpoint status` tells)."""
+    the same help text, type and labels (histogram buckets too), and the
+    values say what the server holds (keys, revisions, leader, db size as
+    `endpoint status` tells, timed fsyncs and commits)."""
     ours, real = Server(OUR_BIN), Server(REAL_ETCD)
     try:
         for srv in (ours, real):
@@ -160,6 +160,11 @@ def metrics_match_real_etcd():
         eq(float(got["etcd_mvcc_db_total_size_in_bytes"][2][""]), float(st["dbSize"]))
         eq(float(got["etcd_server_proposals_applied_total"][2][""]), float(st["raftAppliedIndex"]))
         check(float(got["process_resident_memory_bytes"][2][""]) > 0)
+        for h in ("etcd_disk_wal_fsync_duration_seconds", "etcd_disk_backend_commit_duration_seconds"):
+            n = int(got[h][2]["_count"])
+            check(n > 0 and int(got[h][2]['_bucket{le="+Inf"}']) == n and float(got[h][2]["_sum"]) > 0, h)
+            bk = [int(v) for k, v in got[h][2].items() if k.startswith("_bucket")]
+            eq(bk, sorted(bk), h + " buckets are cumulative")
         check(float(got["process_open_fds"][2][""]) >= 3)
     finally:
         ours.stop()

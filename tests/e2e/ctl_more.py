@@ -515,7 +515,7 @@ def ctl_more_check_mirror_migrate():
         for t in ts:
             t.start()
         _mirror(d)
-        # datascale: twin real servers, then ours (no process metrics there)
+        # datascale: twin real servers, then ours
         srvs = twin_servers(REAL_ETCD)
         try:
             out = {}
@@ -542,8 +542,12 @@ def ctl_more_check_mirror_migrate():
                 s.stop()
         srv = Server(OUR_BIN)
         try:
-            eq(_datascale(ours_ctl(d), srv.endpoint), _datascale(ETCDCTL, srv.endpoint),
+            # datascale reads process_resident_memory_bytes from /metrics
+            (grc, go, ge), (wrc, wo, we) = (_datascale(ours_ctl(d), srv.endpoint),
+                                            _datascale(ETCDCTL, srv.endpoint))
+            eq((grc, _bar_lines(go, [srv.endpoint]), ge), (wrc, _bar_lines(wo, [srv.endpoint]), we),
                "check datascale against our server")
+            check(b"PASS: Approximate system memory used : " in wo, "Debian's etcdctl on our /metrics")
         finally:
             srv.stop()
         _migrate(d)
